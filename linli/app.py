@@ -1,0 +1,57 @@
+"""The FastAPI application: every domain's router, middleware and error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from linli import __version__
+from linli.config import Settings, get_settings
+from linli.core import logging as linli_logging
+from linli.core.http import BodyLimitMiddleware, RequestContextMiddleware, install_problem_handlers
+from linli.db.engine import dispose_engine, get_engine
+
+API_ROUTERS = (
+    "linli.core.health",
+    "linli.tenancy.api",
+    "linli.auth.api",
+)
+PAGE_ROUTERS = ("linli.web.pages",)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    linli_logging.configure(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        get_engine(settings)
+        yield
+        await dispose_engine()
+
+    app = FastAPI(
+        title="linli API",
+        version=__version__,
+        summary="Open smart-community platform (邻里)",
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    import importlib
+
+    for module_name in (*API_ROUTERS, *PAGE_ROUTERS):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a domain not built yet
+        app.include_router(module.router)
+        mount = getattr(module, "mount_static", None)
+        if mount is not None:
+            mount(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,132 @@
+"""FastAPI dependencies: who is calling, may they, and their unit of work.
+
+An endpoint declares its permission by taking an ``Authorizer``:
+
+    actor: Annotated[Actor, Depends(Authorizer(Permission.COMMUNITIES_READ))]
+
+:class:`DeclaredRoute` finds that declaration and writes it into the OpenAPI
+operation as ``x-linli-permission``; a test walks the schema and fails on any
+operation without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.auth.actor import Actor, PrincipalKind
+from linli.auth.permissions import Permission
+from linli.auth.tokens import decode_access_token
+from linli.core.errors import PermissionDenied, Unauthorized
+from linli.db.engine import unit_of_work
+
+bearer_scheme = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/*/token")
+
+ALL_KINDS = tuple(PrincipalKind)
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Actor | None:
+    """The principal named by the Bearer token, or None. Cached per request."""
+    if credentials is None:
+        return None
+    actor = decode_access_token(credentials.credentials, ALL_KINDS)
+    return _with_request(actor, request)
+
+
+def _with_request(actor: Actor, request: Request) -> Actor:
+    from dataclasses import replace
+
+    return replace(actor, request_id=getattr(request.state, "request_id", None), ip=client_ip(request))
+
+
+class Authorizer:
+    """Requires a principal of one of ``kinds`` holding ``permission``."""
+
+    def __init__(
+        self,
+        permission: Permission,
+        *,
+        kinds: tuple[PrincipalKind, ...] = (PrincipalKind.STAFF,),
+    ) -> None:
+        self.permission = permission
+        self.kinds = kinds
+
+    async def __call__(
+        self, principal: Annotated[Actor | None, Depends(current_principal)]
+    ) -> Actor:
+        return authorize(principal, self.permission, self.kinds)
+
+
+def authorize(
+    principal: Actor | None, permission: Permission, kinds: tuple[PrincipalKind, ...]
+) -> Actor:
+    if principal is None:
+        raise Unauthorized()
+    if principal.kind not in kinds or not principal.can(permission):
+        raise PermissionDenied()
+    return principal
+
+
+class Public:
+    """Declares an endpoint open to anyone (login, health). Returns the principal if any."""
+
+    permission = Permission.PUBLIC
+
+    async def __call__(
+        self, principal: Annotated[Actor | None, Depends(current_principal)]
+    ) -> Actor | None:
+        return principal
+
+
+public = Public()
+
+
+async def db_session(
+    principal: Annotated[Actor | None, Depends(current_principal)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work, bound to the caller's tenant; commits before the response."""
+    async with unit_of_work(principal.tenant_id if principal else None) as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+
+def declared_permission(dependant: Dependant) -> str | None:
+    for sub in dependant.dependencies:
+        call = sub.call
+        permission = getattr(call, "permission", None)
+        if isinstance(call, (Authorizer, Public)) or (
+            permission is not None and getattr(call, "declares_permission", False)
+        ):
+            return str(permission)
+        found = declared_permission(sub)
+        if found:
+            return found
+    return None
+
+
+class DeclaredRoute(APIRoute):
+    """An APIRoute that publishes the permission its dependencies declare."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        permission = declared_permission(self.dependant)
+        if permission:
+            self.openapi_extra = {**(self.openapi_extra or {}), "x-linli-permission": permission}
+
+
+Handler = Callable[..., Coroutine[Any, Any, Any]]

@@ -1,0 +1,41 @@
+"""The embedded MQTT broker (amqtt), for installations without Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+
+def broker_config(host: str, port: int) -> dict[str, Any]:
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        # Anonymous on loopback only: the embedded broker is for one small machine.
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+
+async def serve(host: str = "127.0.0.1", port: int = 1884, *, ready: asyncio.Event | None = None) -> None:
+    """Run the broker until cancelled."""
+    from amqtt.broker import Broker
+
+    broker = Broker(broker_config(host, port))
+    await broker.start()
+    if ready is not None:
+        ready.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await broker.shutdown()
+
+
+def run_forever(host: str = "127.0.0.1", port: int = 1884) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(host, port))
+
+
+if __name__ == "__main__":
+    import sys
+
+    run_forever(port=int(sys.argv[1]) if len(sys.argv) > 1 else 1884)

@@ -1,0 +1,71 @@
+"""Translations (Babel catalogs under ``linli/web/i18n``) and locale negotiation.
+
+Catalogs are read from their ``.po`` source and compiled in memory at first use,
+so a checkout needs no build step; ``zh_CN`` is the default locale.
+"""
+
+from __future__ import annotations
+
+import io
+from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LOCALES = ("zh_CN", "en")
+DEFAULT_LOCALE = "zh_CN"
+CATALOG_DIR = Path(__file__).resolve().parent.parent / "web" / "i18n"
+
+current_locale: ContextVar[str] = ContextVar("linli_locale", default=DEFAULT_LOCALE)
+
+
+@cache
+def translations(locale: str) -> Translations:
+    po_path = CATALOG_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not po_path.exists():
+        return Translations()
+    with po_path.open("rb") as fp:
+        catalog = read_po(fp, locale=locale)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def gettext(message: str, locale: str | None = None) -> str:
+    return str(translations(locale or current_locale.get()).gettext(message))
+
+
+def ngettext(singular: str, plural: str, n: int, locale: str | None = None) -> str:
+    return str(translations(locale or current_locale.get()).ngettext(singular, plural, n))
+
+
+def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
+    """Pick zh_CN or en from an explicit choice (cookie/query) or Accept-Language."""
+    if preferred:
+        normalized = preferred.replace("-", "_")
+        for locale in LOCALES:
+            if normalized.lower() == locale.lower() or normalized.lower() == locale[:2]:
+                return locale
+    if accept_language:
+        ranked = []
+        for part in accept_language.split(","):
+            lang, _, q = part.strip().partition(";q=")
+            try:
+                weight = float(q) if q else 1.0
+            except ValueError:
+                weight = 0.0
+            ranked.append((weight, lang.strip().replace("-", "_")))
+        for _, lang in sorted(ranked, key=lambda item: -item[0]):
+            negotiated = Locale.negotiate([lang], list(LOCALES), sep="_")
+            if negotiated is not None:
+                return str(negotiated)
+            if lang.lower().startswith("en"):
+                return "en"
+            if lang.lower().startswith("zh"):
+                return "zh_CN"
+    return DEFAULT_LOCALE

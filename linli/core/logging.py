@@ -1,0 +1,81 @@
+"""Structured JSON logs (structlog) with the request id, never with personal data.
+
+The redaction processor is the last line of defence: code should not log phones
+or tokens in the first place, but if a value slips through it is masked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+SENSITIVE_KEYS = re.compile(
+    r"(password|passwd|secret|token|authorization|cookie|phone|mobile|id_card|idcard|code|otp)",
+    re.IGNORECASE,
+)
+PHONE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
+BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+ID_CARD = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+
+# Keys whose value is safe though the name looks sensitive.
+SAFE_KEYS = {"status_code", "code_kind", "error_code", "problem_code", "event"}
+
+
+def _mask_text(value: str) -> str:
+    value = BEARER.sub("Bearer [redacted]", value)
+    value = JWT.sub("[token]", value)
+    value = ID_CARD.sub("[id-card]", value)
+    return PHONE.sub("[phone]", value)
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if key and key not in SAFE_KEYS and SENSITIVE_KEYS.search(key):
+        return "[redacted]"
+    if isinstance(value, str):
+        return _mask_text(value)
+    if isinstance(value, dict):
+        return {k: _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: _redact(v, k) for k, v in event_dict.items()}
+
+
+def configure(level: str = "INFO", *, json: bool = True) -> None:
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    structlog.configure(
+        processors=[*shared, redact_processor, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Route stdlib logging (uvicorn, procrastinate, alembic) through the same redaction.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_processor, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,106 @@
+"""Tenants and communities: the only place their rules live."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.auth.actor import Actor
+from linli.auth.permissions import Role
+from linli.core import audit, outbox
+from linli.core.errors import Conflict, NotFound
+from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.db.engine import set_tenant
+from linli.tenancy.models import Community, Tenant, TenantStatus
+
+
+def readable_communities(actor: Actor) -> Select[tuple[Community]]:
+    """Communities this actor may see: RLS fences the company, this fences the grants."""
+    statement = select(Community).where(Community.archived_at.is_(None))
+    if not actor.all_communities:
+        statement = statement.where(Community.id.in_(actor.community_ids or [uuid.UUID(int=0)]))
+    return statement
+
+
+async def list_communities(
+    session: AsyncSession, actor: Actor, *, page: PageParams
+) -> tuple[list[Community], str | None]:
+    rows = (await session.scalars(paginate_statement(readable_communities(actor), Community.id, page))).all()
+    return make_page(list(rows), page)
+
+
+async def get_community(session: AsyncSession, actor: Actor, *, community_id: uuid.UUID) -> Community:
+    community = await session.scalar(readable_communities(actor).where(Community.id == community_id))
+    if community is None:
+        raise NotFound("Community not found.", code="community_not_found")
+    return community
+
+
+async def create_community(
+    session: AsyncSession, actor: Actor, *, code: str, name: str, address: str = "", timezone: str = "Asia/Shanghai"
+) -> Community:
+    assert actor.tenant_id is not None
+    community = Community(tenant_id=actor.tenant_id, code=code, name=name, address=address, timezone=timezone)
+    session.add(community)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("A community with this code already exists.", code="community_code_taken") from exc
+    await audit.record(session, actor, "community.create", target_type="community", target_id=community.id)
+    await outbox.emit(
+        session, actor, "community.created", {"community_id": str(community.id), "code": code, "name": name}
+    )
+    return community
+
+
+async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    return await session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
+
+
+async def list_tenants(session: AsyncSession, actor: Actor, *, page: PageParams) -> tuple[list[Tenant], str | None]:
+    rows = (await session.scalars(paginate_statement(select(Tenant), Tenant.id, page))).all()
+    return make_page(list(rows), page)
+
+
+async def create_tenant(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    slug: str,
+    name: str,
+    admin_username: str,
+    admin_display_name: str,
+    admin_password: str,
+) -> Tenant:
+    """Create a property company and its first company admin, in one transaction."""
+    from linli.auth import service as auth_service
+
+    tenant = Tenant(slug=slug, name=name, status=TenantStatus.ACTIVE)
+    session.add(tenant)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("A company with this code already exists.", code="tenant_slug_taken") from exc
+    await audit.record(session, actor, "tenant.create", target_type="tenant", target_id=tenant.id)
+    await set_tenant(session, tenant.id)
+    system = Actor.system(tenant.id)
+    await auth_service.create_staff(
+        session,
+        system,
+        username=admin_username,
+        display_name=admin_display_name,
+        password=admin_password,
+        roles=[Role.COMPANY_ADMIN],
+        all_communities=True,
+    )
+    return tenant
+
+
+def community_dict(community: Community) -> dict[str, Any]:
+    return {"id": str(community.id), "code": community.code, "name": community.name}
