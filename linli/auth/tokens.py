@@ -7,6 +7,7 @@ is refused where a staff token is needed even though both are signed alike.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import hashlib
 import secrets
 import uuid
@@ -91,3 +92,13 @@ def new_refresh_secret() -> str:
 def hash_secret(secret: str) -> bytes:
     """Refresh tokens and codes are stored hashed; a DB leak does not leak sessions."""
     return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """What a successful sign-in or refresh hands back."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    actor: Actor
