@@ -64,7 +64,7 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     # Route stdlib logging (uvicorn, procrastinate, alembic) through the same redaction.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_processor, renderer],
@@ -75,6 +75,18 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     root.handlers = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+
+
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (test runners swap and close it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 def get_logger(name: str | None = None) -> Any:
