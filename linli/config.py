@@ -38,6 +38,26 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(None, description="mqtt://host:port of a broker; unset = embedded amqtt")
     embedded_mqtt_port: int = Field(1884, description="port of the embedded broker")
 
+    # Outbox delivery (workers).
+    event_consumers: str = Field(
+        "mqtt", description="comma-separated consumers that receive outbox events: mqtt, http-sink"
+    )
+    event_sink_url: str | None = Field(
+        None, description="URL the http-sink consumer POSTs events to; unset = http-sink disabled"
+    )
+    event_sink_secret: SecretStr | None = Field(
+        None, description="HMAC key of http-sink signatures; unset = derived from LINLI_SECRET_KEY"
+    )
+    event_sink_timeout_seconds: float = Field(10.0, description="http-sink request timeout")
+    outbox_retention_days: int = Field(30, description="delivered events older than this go")
+    worker_heartbeat_seconds: float = Field(10.0, description="how often a worker says it lives")
+    worker_stalled_seconds: float = Field(
+        30.0, description="a worker silent this long is dead; its jobs are run again"
+    )
+    worker_shutdown_seconds: float = Field(
+        30.0, description="on SIGTERM, time running jobs get to finish before being requeued"
+    )
+
     secret_key: SecretStr | None = Field(
         None, description="signs tokens and cookies; unset in dev = a key generated under LINLI_HOME"
     )
@@ -51,13 +71,24 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(15, description="how long a locked account stays locked")
     rate_limit_url: str = Field("memory://", description="limits storage: memory:// or redis://host")
     login_rate_per_ip: str = Field("20/minute", description="login attempts per client IP")
+    login_rate_per_account: str = Field(
+        "10/minute", description="login attempts per company and login name (known or not)"
+    )
     otp_rate_per_phone: str = Field("5/hour", description="OTP codes sent per phone")
     otp_rate_per_ip: str = Field("20/hour", description="OTP codes sent per client IP")
     otp_ttl_seconds: int = Field(300, description="how long a one-time code is valid")
     otp_max_attempts: int = Field(5, description="wrong guesses before a code is burnt")
+    otp_verify_rate_per_phone: str = Field("20/hour", description="code checks per phone")
+    otp_verify_rate_per_ip: str = Field("60/hour", description="code checks per client IP")
 
     sms_provider: str = Field("log", description="log (writes the code to the log) or http")
     sms_http_url: str | None = Field(None, description="endpoint of the http SMS provider")
+    sms_http_key_id: str = Field("linli", description="API key id sent to the http SMS provider")
+    sms_http_secret: SecretStr | None = Field(
+        None, description="HMAC secret that signs requests to the http SMS provider"
+    )
+    sms_http_template: str = Field("login_code", description="SMS template name at the provider")
+    sms_http_timeout_seconds: float = Field(5.0, description="http SMS provider request timeout")
 
     wechat_appid: str = Field("wx-demo-appid", description="WeChat public account appid")
     wechat_secret: SecretStr = Field(SecretStr("wx-demo-secret"), description="its AppSecret")
@@ -65,8 +96,15 @@ class Settings(BaseSettings):
     wechat_open_base: str = Field(
         "https://open.weixin.qq.com", description="WeChat authorize page base URL"
     )
+    wechat_state_max_age_seconds: int = Field(
+        600, description="how long a WeChat sign-in may take between authorize and callback"
+    )
+    wechat_timeout_seconds: float = Field(10.0, description="WeChat API request timeout")
 
     max_body_bytes: int = Field(1_048_576, description="largest request body accepted")
+    import_max_bytes: int = Field(
+        50 * 1024 * 1024, description="largest spreadsheet accepted by bulk import (bytes)"
+    )
     default_locale: str = Field("zh_CN", description="zh_CN or en")
     public_url: str = Field("http://127.0.0.1:8000", description="how users reach this server")
     cookie_secure: bool = Field(False, description="mark cookies Secure (set true behind HTTPS)")

@@ -5,6 +5,7 @@ its change, and none lost when a process dies.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -18,6 +19,10 @@ from linli.jobs import defer_in_transaction
 
 DELIVER_TASK = "linli.core.tasks.deliver_event"
 
+# Dotted lowercase words: the type becomes an MQTT topic (dots -> slashes), so
+# no wildcards, spaces or empty levels may slip in.
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
 
 async def emit(
     session: AsyncSession, actor: Actor, event_type: str, payload: dict[str, Any]
@@ -25,6 +30,8 @@ async def emit(
     """Store ``event_type`` for the actor's tenant and queue its delivery, in this transaction."""
     if actor.tenant_id is None:
         raise ValueError("events belong to a tenant")
+    if len(event_type) > 80 or not EVENT_TYPE.match(event_type):
+        raise ValueError(f"event type must look like 'community.created', not {event_type!r}")
     event_id = new_id()
     await session.execute(
         insert(OutboxEvent).values(
