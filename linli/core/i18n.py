@@ -11,7 +11,6 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
-from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -60,12 +59,12 @@ def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
             except ValueError:
                 weight = 0.0
             ranked.append((weight, lang.strip().replace("-", "_")))
-        for _, lang in sorted(ranked, key=lambda item: -item[0]):
-            negotiated = Locale.negotiate([lang], list(LOCALES), sep="_")
-            if negotiated is not None:
-                return str(negotiated)
-            if lang.lower().startswith("en"):
+        for weight, lang in sorted(ranked, key=lambda item: -item[0]):
+            if weight <= 0:
+                continue
+            primary = lang.split("_")[0].lower()
+            if primary == "zh":
+                return "zh_CN"  # the only Chinese catalog; Traditional readers still read it
+            if primary == "en":
                 return "en"
-            if lang.lower().startswith("zh"):
-                return "zh_CN"
     return DEFAULT_LOCALE
