@@ -120,3 +120,11 @@ async def client(app) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(linli_env: dict[str, str]) -> None:
+    """Every test starts with empty sign-in/OTP counters: all test clients share 127.0.0.1."""
+    from linli.core import ratelimit
+
+    ratelimit.reset_all()

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,23 +87,33 @@ def _cookie(header: str, name: str) -> str | None:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over the limit before reading them into memory."""
+    """Refuse bodies over the limit before reading them into memory.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``path_limits`` raises the limit under some path prefixes (spreadsheet uploads).
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        max_bytes = next(
+            (n for prefix, n in self.path_limits if path.startswith(prefix)), self.default_max_bytes
+        )
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = self.max_bytes + 1
-                if declared > self.max_bytes:
+                    declared = max_bytes + 1
+                if declared > max_bytes:
                     await _send_problem(scope, send, PayloadTooLarge())
                     return
         received = 0
@@ -113,7 +123,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge()
             return message
 
@@ -123,8 +133,12 @@ class BodyLimitMiddleware:
             await _send_problem(scope, send, PayloadTooLarge())
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised from ``receive``. An HTTPException, so FastAPI's body reader passes it on as is
+    instead of turning it into "error parsing the body"."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 async def _send_problem(scope: Scope, send: Send, error: DomainError) -> None:
@@ -151,7 +165,23 @@ def problem_from_error(error: DomainError, *, instance: str | None, request_id: 
     )
 
 
-def _problem_response(request: Request, problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+PAGE_PREFIXES = ("/console", "/portal")
+
+
+def _is_page(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES)
+
+
+def _problem_response(
+    request: Request, problem: Problem, headers: dict[str, str] | None = None
+) -> Response:
+    if _is_page(request.url.path):
+        # People read the console and the portal: an HTML page (or, for 401, the sign-in page).
+        from linli.web.errors import error_page  # late: the web shell imports this module
+
+        return error_page(
+            request, status=problem.status, code=problem.code, message=problem.detail, headers=headers
+        )
     return JSONResponse(problem.body(), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -161,14 +191,14 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
         problem = problem_from_error(
             exc, instance=request.url.path, request_id=getattr(request.state, "request_id", None)
         )
         return _problem_response(request, problem, exc.headers)
 
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = []
         for item in exc.errors():
@@ -189,8 +219,35 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return _problem_response(request, problem)
 
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, _TooLarge):
+            too_large = problem_from_error(
+                PayloadTooLarge(),
+                instance=request.url.path,
+                request_id=getattr(request.state, "request_id", None),
+            )
+            return _problem_response(request, too_large)
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body that is not UTF-8 or nests too deep to parse:
+            # the same 422 as any other unreadable JSON, so clients handle one shape.
+            title = gettext("Some fields are invalid.")
+            unreadable = Problem(
+                status=422,
+                code="validation_failed",
+                title=title,
+                detail=title,
+                instance=request.url.path,
+                request_id=getattr(request.state, "request_id", None),
+                errors=[
+                    {
+                        "field": "body",
+                        "message": gettext("The request body is not valid JSON or UTF-8."),
+                        "code": "json_invalid",
+                    }
+                ],
+            )
+            return _problem_response(request, unreadable)
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
             exc.status_code, "http_error"
         )
@@ -206,7 +263,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return _problem_response(request, problem, dict(exc.headers or {}))
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path)
         text = gettext("Something went wrong on our side. The request id helps support find it.")
         problem = Problem(
