@@ -19,7 +19,7 @@ from linli.config import get_settings
 from linli.db.dsn import app_dsn
 from linli.db.rls import APP_ROLE
 
-TASK_MODULES = ["linli.core.tasks"]
+TASK_MODULES = ["linli.core.tasks", "linli.imports.tasks"]
 
 
 def _connector() -> procrastinate.PsycopgConnector:

@@ -29,6 +29,16 @@ class Permission(enum.StrEnum):
     STAFF_READ = "auth.staff.read"
     STAFF_WRITE = "auth.staff.write"
     AUDIT_READ = "core.audit.read"
+    IMPORTS_RUN = "imports.run"  # bulk import of estate data (dry run, jobs, templates)
+    EXPORTS_RUN = "exports.run"  # spreadsheet exports of estate lists
+    ESTATE_READ = "estate.read"  # buildings, houses, parking, facilities, tree and counts
+    ESTATE_WRITE = "estate.write"
+    RESIDENTS_READ = "residents.read"  # residents (phone / ID masked), relations, vehicles
+    RESIDENTS_WRITE = "residents.write"
+    RESIDENTS_READ_CONTACT = "residents.contact.read"  # full phone and ID-card numbers
+    CLAIMS_REVIEW = "residents.claims.review"  # approve / reject portal house claims
+    STAFF_RECORDS_READ = "staff.records.read"  # HR records (员工档案)
+    STAFF_RECORDS_WRITE = "staff.records.write"
 
     RESIDENT_SELF = "resident.self"  # a resident acting on their own account
 
@@ -36,6 +46,20 @@ class Permission(enum.StrEnum):
 
 
 _EVERY_STAFF = frozenset({Permission.COMMUNITIES_READ})
+# Estate, residents and staff records: company admins and community managers (in their
+# granted communities — services scope every query) hold all of them.
+_ESTATE_ALL = frozenset(
+    {
+        Permission.ESTATE_READ,
+        Permission.ESTATE_WRITE,
+        Permission.RESIDENTS_READ,
+        Permission.RESIDENTS_WRITE,
+        Permission.RESIDENTS_READ_CONTACT,
+        Permission.CLAIMS_REVIEW,
+        Permission.STAFF_RECORDS_READ,
+        Permission.STAFF_RECORDS_WRITE,
+    }
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.COMPANY_ADMIN: frozenset(
@@ -45,14 +69,26 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.STAFF_READ,
             Permission.STAFF_WRITE,
             Permission.AUDIT_READ,
+            Permission.IMPORTS_RUN,
+            Permission.EXPORTS_RUN,
         }
-    ),
-    Role.COMMUNITY_MANAGER: _EVERY_STAFF | {Permission.STAFF_READ, Permission.AUDIT_READ},
-    Role.FINANCE: _EVERY_STAFF,
-    Role.CASHIER: _EVERY_STAFF,
-    Role.FRONT_DESK: _EVERY_STAFF,
-    Role.TECHNICIAN: _EVERY_STAFF,
-    Role.SECURITY_GUARD: _EVERY_STAFF,
+    )
+    | _ESTATE_ALL,
+    Role.COMMUNITY_MANAGER: _EVERY_STAFF
+    | {Permission.STAFF_READ, Permission.AUDIT_READ, Permission.IMPORTS_RUN, Permission.EXPORTS_RUN}
+    | _ESTATE_ALL,
+    Role.FINANCE: _EVERY_STAFF | {Permission.ESTATE_READ, Permission.RESIDENTS_READ},
+    Role.CASHIER: _EVERY_STAFF | {Permission.ESTATE_READ, Permission.RESIDENTS_READ},
+    Role.FRONT_DESK: _EVERY_STAFF
+    | {
+        Permission.ESTATE_READ,
+        Permission.RESIDENTS_READ,
+        Permission.RESIDENTS_WRITE,
+        Permission.RESIDENTS_READ_CONTACT,
+        Permission.CLAIMS_REVIEW,
+    },
+    Role.TECHNICIAN: _EVERY_STAFF | {Permission.ESTATE_READ},
+    Role.SECURITY_GUARD: _EVERY_STAFF | {Permission.ESTATE_READ},
 }
 
 

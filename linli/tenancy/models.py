@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Enum, String, UniqueConstraint
+from sqlalchemy import Enum, Numeric, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from linli.db.base import Base, GlobalRow, TenantOwned
@@ -40,6 +43,11 @@ class Community(TenantOwned, Base):
     address: Mapped[str] = mapped_column(String(400), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     archived_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # Estate profile (added by migration 0002; rules in linli.estate.service).
+    area_m2: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), default=None)  # 总建筑面积
+    contact_phone: Mapped[str] = mapped_column(String(32), default="")  # 物业服务中心电话 (not personal)
+    # 物业费 settings, shape = linli.estate.schemas.FeeSettings (rates per m² by house type, ...).
+    fee_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 class Operator(GlobalRow, Base):

@@ -1,0 +1,1067 @@
+"""Estate registry rules: buildings, units, houses, parking, facilities, community profile.
+
+Every query starts from a statement scoped to the communities the actor may
+see; RLS fences the company underneath. Bulk writes are set-based
+(``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` on the natural key) so an
+import of 100,000 houses is a handful of statements, not 100,000 round trips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import re
+import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, select, text, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.auth.actor import Actor, PrincipalKind
+from linli.core import audit, outbox
+from linli.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from linli.core.ids import new_id
+from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.estate import events
+from linli.estate.models import (
+    Building,
+    Facility,
+    House,
+    HouseStatus,
+    HouseType,
+    ParkingArea,
+    ParkingSpace,
+    ParkingUsage,
+    Unit,
+)
+from linli.estate.rows import HouseRow, UpsertResult
+from linli.tenancy.models import Community
+
+T = TypeVar("T")
+_NO_COMMUNITY = uuid.UUID(int=0)
+
+
+# --- scoping -----------------------------------------------------------------------------
+
+
+def sees_all_communities(actor: Actor) -> bool:
+    return actor.all_communities or actor.kind is PrincipalKind.SYSTEM
+
+
+def community_scope(actor: Actor, column: Any) -> ColumnElement[bool]:
+    """``column`` restricted to the actor's granted communities (all for company-wide staff)."""
+    if sees_all_communities(actor):
+        return true()
+    scoped: ColumnElement[bool] = column.in_(list(actor.community_ids) or [_NO_COMMUNITY])
+    return scoped
+
+
+def readable_communities(actor: Actor) -> Select[Community]:
+    return select(Community).where(
+        Community.archived_at.is_(None), community_scope(actor, Community.id)
+    )
+
+
+def readable_buildings(actor: Actor) -> Select[Building]:
+    return select(Building).where(community_scope(actor, Building.community_id))
+
+
+def readable_units(actor: Actor) -> Select[Unit]:
+    return select(Unit).where(community_scope(actor, Unit.community_id))
+
+
+def readable_houses(actor: Actor, *, include_archived: bool = False) -> Select[House]:
+    statement = select(House).where(community_scope(actor, House.community_id))
+    if not include_archived:
+        statement = statement.where(House.archived_at.is_(None))
+    return statement
+
+
+def _tenant(actor: Actor) -> uuid.UUID:
+    if actor.tenant_id is None:
+        raise NotFound()
+    return actor.tenant_id
+
+
+async def _one(session: AsyncSession, statement: Select[T], message: str, code: str) -> T:
+    row = await session.scalar(statement)
+    if row is None:
+        raise NotFound(message, code=code)
+    return row
+
+
+async def get_community(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID
+) -> Community:
+    return await _one(
+        session,
+        readable_communities(actor).where(Community.id == community_id),
+        "Community not found.",
+        "community_not_found",
+    )
+
+
+async def community_ids_by_code(
+    session: AsyncSession, actor: Actor, codes: Iterable[str]
+) -> dict[str, uuid.UUID]:
+    """Codes of communities the actor may see → ids. Unknown or foreign codes are absent."""
+    wanted = sorted({c for c in codes if c})
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Community.code, Community.id).where(
+            Community.code.in_(wanted),
+            Community.archived_at.is_(None),
+            community_scope(actor, Community.id),
+        )
+    )
+    return {code: cid for code, cid in rows.all()}
+
+
+def require_codes(
+    rows: Sequence[Any], known: dict[str, uuid.UUID], *, attribute: str = "community_code"
+) -> None:
+    """Refuse the whole batch if any row names a community the actor cannot see.
+
+    A service must never write into such a community, whatever its caller checked.
+    """
+    bad = [i for i, row in enumerate(rows) if getattr(row, attribute) not in known]
+    if bad:
+        raise ValidationFailed(
+            "Some rows name a community that does not exist or that you may not manage.",
+            code="unknown_community",
+            errors=[
+                FieldError(f"rows[{i}].{attribute}", "Unknown community.", "unknown_community")
+                for i in bad[:100]
+            ],
+            rows=", ".join(str(i) for i in bad[:100]),
+        )
+
+
+# --- community profile -------------------------------------------------------------------
+
+
+async def update_community_profile(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> Community:
+    community = await get_community(session, actor, community_id=community_id)
+    allowed = {"name", "address", "timezone", "area_m2", "contact_phone", "fee_settings"}
+    changed = sorted(k for k, v in changes.items() if k in allowed and getattr(community, k) != v)
+    for key in changed:
+        setattr(community, key, changes[key])
+    await session.flush()
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "community.update",
+            target_type="community",
+            target_id=community.id,
+            detail={"fields": changed},
+        )
+    return community
+
+
+# --- buildings and units -----------------------------------------------------------------
+
+
+async def _unique_insert(session: AsyncSession, row: Any, message: str, code: str) -> None:
+    session.add(row)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(message, code=code) from exc
+
+
+async def create_building(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID,
+    building_no: str,
+    name: str = "",
+    floors_above: int | None = None,
+    floors_below: int | None = None,
+) -> Building:
+    await get_community(session, actor, community_id=community_id)
+    building = Building(
+        tenant_id=_tenant(actor),
+        community_id=community_id,
+        building_no=building_no,
+        name=name,
+        floors_above=floors_above,
+        floors_below=floors_below,
+    )
+    await _unique_insert(
+        session, building, "This building number already exists.", "building_no_taken"
+    )
+    await audit.record(
+        session, actor, "building.create", target_type="building", target_id=building.id
+    )
+    await outbox.emit(session, actor, events.BUILDING_CREATED, events.building_payload(building))
+    return building
+
+
+async def get_building(session: AsyncSession, actor: Actor, *, building_id: uuid.UUID) -> Building:
+    return await _one(
+        session,
+        readable_buildings(actor).where(Building.id == building_id),
+        "Building not found.",
+        "building_not_found",
+    )
+
+
+async def list_buildings(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID | None, page: PageParams
+) -> tuple[list[Building], str | None]:
+    statement = readable_buildings(actor).where(Building.archived_at.is_(None))
+    if community_id is not None:
+        statement = statement.where(Building.community_id == community_id)
+    rows = (await session.scalars(paginate_statement(statement, Building.id, page))).all()
+    return make_page(list(rows), page)
+
+
+async def create_unit(
+    session: AsyncSession, actor: Actor, *, building_id: uuid.UUID, unit_no: str, name: str = ""
+) -> Unit:
+    building = await get_building(session, actor, building_id=building_id)
+    unit = Unit(
+        tenant_id=_tenant(actor),
+        community_id=building.community_id,
+        building_id=building.id,
+        unit_no=unit_no,
+        name=name,
+    )
+    await _unique_insert(session, unit, "This unit number already exists.", "unit_no_taken")
+    await audit.record(session, actor, "unit.create", target_type="unit", target_id=unit.id)
+    return unit
+
+
+async def get_unit(session: AsyncSession, actor: Actor, *, unit_id: uuid.UUID) -> Unit:
+    return await _one(
+        session,
+        readable_units(actor).where(Unit.id == unit_id),
+        "Unit not found.",
+        "unit_not_found",
+    )
+
+
+async def list_units(
+    session: AsyncSession, actor: Actor, *, building_id: uuid.UUID, page: PageParams
+) -> tuple[list[Unit], str | None]:
+    statement = readable_units(actor).where(Unit.building_id == building_id)
+    rows = (await session.scalars(paginate_statement(statement, Unit.id, page))).all()
+    return make_page(list(rows), page)
+
+
+# --- houses ------------------------------------------------------------------------------
+
+HOUSE_FIELDS = ("house_no", "floor", "building_area", "inner_area", "house_type", "status")
+
+
+def _check_areas(building_area: Decimal, inner_area: Decimal | None) -> None:
+    errors = []
+    if building_area <= 0:
+        errors.append(FieldError("building_area", "Must be greater than 0.", "not_positive"))
+    if inner_area is not None and (inner_area <= 0 or inner_area > building_area):
+        errors.append(
+            FieldError(
+                "inner_area",
+                "Must be positive and not larger than the building area.",
+                "invalid_area",
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+async def create_house(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    building_id: uuid.UUID,
+    unit_id: uuid.UUID | None,
+    house_no: str,
+    floor: int | None,
+    building_area: Decimal,
+    inner_area: Decimal | None = None,
+    house_type: HouseType = HouseType.RESIDENCE,
+    status: HouseStatus = HouseStatus.DELIVERED,
+) -> House:
+    building = await get_building(session, actor, building_id=building_id)
+    if unit_id is not None:
+        unit = await get_unit(session, actor, unit_id=unit_id)
+        if unit.building_id != building.id:
+            raise ValidationFailed(
+                errors=[FieldError("unit_id", "The unit is not in this building.", "unit_mismatch")]
+            )
+    _check_areas(building_area, inner_area)
+    house = House(
+        tenant_id=_tenant(actor),
+        community_id=building.community_id,
+        building_id=building.id,
+        unit_id=unit_id,
+        house_no=house_no,
+        floor=floor,
+        building_area=building_area,
+        inner_area=inner_area,
+        house_type=house_type,
+        status=status,
+    )
+    await _unique_insert(session, house, "This house number already exists.", "house_no_taken")
+    await audit.record(session, actor, "house.create", target_type="house", target_id=house.id)
+    await outbox.emit(session, actor, events.HOUSE_CREATED, events.house_payload(house))
+    return house
+
+
+async def get_house(
+    session: AsyncSession, actor: Actor, *, house_id: uuid.UUID, include_archived: bool = False
+) -> House:
+    return await _one(
+        session,
+        readable_houses(actor, include_archived=include_archived).where(House.id == house_id),
+        "House not found.",
+        "house_not_found",
+    )
+
+
+@dataclass(frozen=True)
+class HouseFilter:
+    community_id: uuid.UUID | None = None
+    building_id: uuid.UUID | None = None
+    unit_id: uuid.UUID | None = None
+    status: HouseStatus | None = None
+    house_no: str | None = None
+    include_archived: bool = False
+
+
+async def list_houses(
+    session: AsyncSession, actor: Actor, *, filters: HouseFilter, page: PageParams
+) -> tuple[list[House], str | None]:
+    statement = readable_houses(actor, include_archived=filters.include_archived)
+    if filters.community_id is not None:
+        statement = statement.where(House.community_id == filters.community_id)
+    if filters.building_id is not None:
+        statement = statement.where(House.building_id == filters.building_id)
+    if filters.unit_id is not None:
+        statement = statement.where(House.unit_id == filters.unit_id)
+    if filters.status is not None:
+        statement = statement.where(House.status == filters.status)
+    if filters.house_no:
+        statement = statement.where(House.house_no == filters.house_no)
+    rows = (await session.scalars(paginate_statement(statement, House.id, page))).all()
+    return make_page(list(rows), page)
+
+
+async def update_house(
+    session: AsyncSession, actor: Actor, *, house_id: uuid.UUID, changes: dict[str, Any]
+) -> House:
+    house = await get_house(session, actor, house_id=house_id)
+    changed = sorted(k for k, v in changes.items() if k in HOUSE_FIELDS and getattr(house, k) != v)
+    for key in changed:
+        setattr(house, key, changes[key])
+    _check_areas(house.building_area, house.inner_area)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("This house number already exists.", code="house_no_taken") from exc
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "house.update",
+            target_type="house",
+            target_id=house.id,
+            detail={"fields": changed},
+        )
+    return house
+
+
+async def archive_house(session: AsyncSession, actor: Actor, *, house_id: uuid.UUID) -> House:
+    """Hide a house from lists and new work while keeping its history (bills, residents)."""
+    house = await get_house(session, actor, house_id=house_id)
+    house.archived_at = dt.datetime.now(dt.UTC)
+    await session.flush()
+    await audit.record(session, actor, "house.archive", target_type="house", target_id=house.id)
+    await outbox.emit(session, actor, events.HOUSE_ARCHIVED, {"house_id": str(house.id)})
+    return house
+
+
+# Other domains say why a house cannot be deleted. Each check returns a reason
+# code ("residents", "bills", ...) or None. A domain registers its check with
+# ``@house_usage_check`` in its service module and lists that module here, so
+# the check is loaded even when nothing else imported the module.
+HouseUsageCheck = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[str | None]]
+HOUSE_USAGE_MODULES: list[str] = ["linli.residents.service", "linli.billing.service"]
+_usage_checks: dict[str, HouseUsageCheck] = {}
+
+
+def house_usage_check(name: str) -> Callable[[HouseUsageCheck], HouseUsageCheck]:
+    def register(check: HouseUsageCheck) -> HouseUsageCheck:
+        _usage_checks[name] = check
+        return check
+
+    return register
+
+
+def _load_usage_checks() -> dict[str, HouseUsageCheck]:
+    for module in HOUSE_USAGE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
+                raise  # a real import error inside the module, not a domain not built yet
+    return _usage_checks
+
+
+async def house_usage(session: AsyncSession, actor: Actor, *, house_id: uuid.UUID) -> list[str]:
+    tenant_id = _tenant(actor)
+    reasons = []
+    for check in _load_usage_checks().values():
+        reason = await check(session, tenant_id, house_id)
+        if reason:
+            reasons.append(reason)
+    return sorted(reasons)
+
+
+async def delete_house(session: AsyncSession, actor: Actor, *, house_id: uuid.UUID) -> None:
+    """Delete a house entered by mistake. One with residents or bills is refused: archive it."""
+    house = await get_house(session, actor, house_id=house_id, include_archived=True)
+    reasons = await house_usage(session, actor, house_id=house.id)
+    if reasons:
+        raise Conflict(
+            "This house has {uses}; archive it instead of deleting it.",
+            code="house_in_use",
+            errors=[FieldError("house_id", f"in use: {r}", "house_in_use") for r in reasons],
+            uses=", ".join(reasons),
+        )
+    try:
+        async with session.begin_nested():
+            await session.delete(house)
+            await session.flush()
+    except IntegrityError as exc:
+        # A table whose domain registered no check still points at the house.
+        raise Conflict(
+            "This house has {uses}; archive it instead of deleting it.",
+            code="house_in_use",
+            uses="linked records",
+        ) from exc
+    await audit.record(session, actor, "house.delete", target_type="house", target_id=house_id)
+
+
+# --- house references ("3-2-1201", "3栋2单元1201室") ----------------------------------------
+
+_REF_DASHED = re.compile(r"^(?P<b>[0-9A-Za-z]+)-(?:(?P<u>[0-9A-Za-z]+)-)?(?P<h>[0-9A-Za-z]+)$")
+_REF_CHINESE = re.compile(
+    r"^(?P<b>[0-9A-Za-z]+)(?:栋|幢|号楼|座)(?:(?P<u>[0-9A-Za-z]+)单元)?(?P<h>[0-9A-Za-z]+)(?:室|号)?$"
+)
+
+
+@dataclass(frozen=True)
+class HouseRef:
+    building_no: str
+    unit_no: str | None
+    house_no: str
+
+
+def parse_house_ref(raw: str) -> HouseRef | None:
+    """Read the ways people write a house: ``3-2-1201``, ``3栋2单元1201``, ``3号楼1201室``.
+
+    Full-width digits and spaces are normalized first.
+    """
+    value = unicodedata.normalize("NFKC", raw).replace(" ", "").strip()
+    match = _REF_DASHED.match(value) or _REF_CHINESE.match(value)
+    if not match:
+        return None
+    return HouseRef(match["b"], match["u"], match["h"])
+
+
+async def find_house_ids_by_ref(
+    session: AsyncSession, actor: Actor, *, ref: HouseRef, community_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    statement = (
+        select(House.id)
+        .join(
+            Building, (Building.tenant_id == House.tenant_id) & (Building.id == House.building_id)
+        )
+        .where(
+            community_scope(actor, House.community_id),
+            House.archived_at.is_(None),
+            Building.building_no == ref.building_no,
+            House.house_no == ref.house_no,
+        )
+    )
+    if ref.unit_no is not None:
+        statement = statement.join(
+            Unit, (Unit.tenant_id == House.tenant_id) & (Unit.id == House.unit_id)
+        ).where(Unit.unit_no == ref.unit_no)
+    if community_id is not None:
+        statement = statement.where(House.community_id == community_id)
+    return list((await session.scalars(statement.limit(50))).all())
+
+
+# --- set-based upserts (bulk import) -----------------------------------------------------
+
+
+async def _ensure_buildings(
+    session: AsyncSession, tenant_id: uuid.UUID, keys: set[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+    if not keys:
+        return {}
+    communities = [k[0] for k in keys]
+    numbers = [k[1] for k in keys]
+    await session.execute(
+        text(
+            """
+            INSERT INTO buildings (tenant_id, id, community_id, building_no, name)
+            SELECT :tenant, i, c, n, '' FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]),
+                                               CAST(:nos AS text[])) AS t(i, c, n)
+            ON CONFLICT (tenant_id, community_id, building_no) DO NOTHING
+            """
+        ),
+        {"tenant": tenant_id, "ids": [new_id() for _ in keys], "cids": communities, "nos": numbers},
+    )
+    rows = await session.execute(
+        text(
+            """
+            SELECT b.community_id, b.building_no, b.id FROM buildings b
+            JOIN unnest(CAST(:cids AS uuid[]), CAST(:nos AS text[])) AS t(c, n)
+              ON b.community_id = t.c AND b.building_no = t.n
+            WHERE b.tenant_id = :tenant
+            """
+        ),
+        {"tenant": tenant_id, "cids": communities, "nos": numbers},
+    )
+    return {(c, n): i for c, n, i in rows.all()}
+
+
+async def _ensure_units(
+    session: AsyncSession, tenant_id: uuid.UUID, keys: set[tuple[uuid.UUID, uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+    """keys: (community_id, building_id, unit_no) → {(building_id, unit_no): unit_id}."""
+    if not keys:
+        return {}
+    communities = [k[0] for k in keys]
+    buildings = [k[1] for k in keys]
+    numbers = [k[2] for k in keys]
+    await session.execute(
+        text(
+            """
+            INSERT INTO units (tenant_id, id, community_id, building_id, unit_no, name)
+            SELECT :tenant, i, c, b, n, '' FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]),
+                                                  CAST(:bids AS uuid[]),
+                                                      CAST(:nos AS text[])) AS t(i, c, b, n)
+            ON CONFLICT (tenant_id, building_id, unit_no) DO NOTHING
+            """
+        ),
+        {
+            "tenant": tenant_id,
+            "ids": [new_id() for _ in keys],
+            "cids": communities,
+            "bids": buildings,
+            "nos": numbers,
+        },
+    )
+    rows = await session.execute(
+        text(
+            """
+            SELECT u.building_id, u.unit_no, u.id FROM units u
+            JOIN unnest(CAST(:bids AS uuid[]), CAST(:nos AS text[])) AS t(b, n)
+              ON u.building_id = t.b AND u.unit_no = t.n
+            WHERE u.tenant_id = :tenant
+            """
+        ),
+        {"tenant": tenant_id, "bids": buildings, "nos": numbers},
+    )
+    return {(b, n): i for b, n, i in rows.all()}
+
+
+@dataclass
+class ResolvedHouses:
+    """House ids by (community_code, building_no, unit_no, house_no); missing keys absent."""
+
+    ids: dict[tuple[str, str, str | None, str], uuid.UUID] = field(default_factory=dict)
+    community_of: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+
+
+async def resolve_houses(
+    session: AsyncSession, actor: Actor, *, keys: Iterable[tuple[str, str, str | None, str]]
+) -> ResolvedHouses:
+    """Look up many houses by natural key in one statement (for resident/vehicle imports)."""
+    wanted = list(set(keys))
+    resolved = ResolvedHouses()
+    if not wanted:
+        return resolved
+    codes = await community_ids_by_code(session, actor, (k[0] for k in wanted))
+    wanted = [k for k in wanted if k[0] in codes]
+    if not wanted:
+        return resolved
+    code_of = {v: k for k, v in codes.items()}
+    rows = await session.execute(
+        text(
+            """
+            SELECT h.id, h.community_id, b.building_no, u.unit_no, h.house_no
+            FROM unnest(CAST(:cids AS uuid[]), CAST(:bnos AS text[]), CAST(:unos AS text[]),
+                        CAST(:hnos AS text[])) AS t(c, b, u, h)
+            JOIN buildings b ON b.tenant_id = :tenant AND b.community_id = t.c
+                AND b.building_no = t.b
+            LEFT JOIN units u ON u.tenant_id = :tenant AND u.building_id = b.id AND u.unit_no = t.u
+            JOIN houses h ON h.tenant_id = :tenant AND h.building_id = b.id
+                         AND h.unit_id IS NOT DISTINCT FROM u.id AND h.house_no = t.h
+            WHERE (t.u IS NULL) = (u.id IS NULL) AND h.archived_at IS NULL
+            """
+        ),
+        {
+            "tenant": _tenant(actor),
+            "cids": [codes[k[0]] for k in wanted],
+            "bnos": [k[1] for k in wanted],
+            "unos": [k[2] for k in wanted],
+            "hnos": [k[3] for k in wanted],
+        },
+    )
+    for house_id, community_id, building_no, unit_no, house_no in rows.all():
+        resolved.ids[(code_of[community_id], building_no, unit_no, house_no)] = house_id
+        resolved.community_of[house_id] = community_id
+    return resolved
+
+
+def _house_row_errors(index: int, row: HouseRow) -> list[FieldError]:
+    errors = []
+    if row.house_type not in HouseType._value2member_map_:
+        errors.append(
+            FieldError(f"rows[{index}].house_type", "Unknown house type.", "invalid_choice")
+        )
+    if row.status not in HouseStatus._value2member_map_:
+        errors.append(
+            FieldError(f"rows[{index}].status", "Unknown house status.", "invalid_choice")
+        )
+    if row.building_area is None or row.building_area <= 0:
+        errors.append(
+            FieldError(f"rows[{index}].building_area", "Must be greater than 0.", "not_positive")
+        )
+    elif row.inner_area is not None and (row.inner_area <= 0 or row.inner_area > row.building_area):
+        errors.append(
+            FieldError(
+                f"rows[{index}].inner_area",
+                "Must be positive and not larger than the building area.",
+                "invalid_area",
+            )
+        )
+    if not row.building_no or not row.house_no:
+        errors.append(
+            FieldError(
+                f"rows[{index}].house_no", "Building and house numbers are required.", "required"
+            )
+        )
+    return errors
+
+
+async def upsert_houses(
+    session: AsyncSession, actor: Actor, *, rows: list[HouseRow]
+) -> UpsertResult:
+    """Create or update houses (and their buildings and units) by natural key, set-based.
+
+    Re-running the same rows changes nothing: ``unchanged == len(rows)``. Within
+    one batch a repeated key keeps its last row; the earlier ones count as unchanged.
+    """
+    tenant_id = _tenant(actor)
+    if not rows:
+        return UpsertResult(0, 0, 0)
+    codes = await community_ids_by_code(session, actor, (r.community_code for r in rows))
+    require_codes(rows, codes)
+    errors = [e for i, r in enumerate(rows) for e in _house_row_errors(i, r)]
+    if errors:
+        raise ValidationFailed(errors=errors[:200])
+
+    buildings = await _ensure_buildings(
+        session, tenant_id, {(codes[r.community_code], r.building_no) for r in rows}
+    )
+    units = await _ensure_units(
+        session,
+        tenant_id,
+        {
+            (
+                codes[r.community_code],
+                buildings[(codes[r.community_code], r.building_no)],
+                r.unit_no,
+            )
+            for r in rows
+            if r.unit_no
+        },
+    )
+    latest: dict[tuple[uuid.UUID, uuid.UUID | None, str], HouseRow] = {}
+    for r in rows:
+        building_id = buildings[(codes[r.community_code], r.building_no)]
+        unit_id = units[(building_id, r.unit_no)] if r.unit_no else None
+        latest[(building_id, unit_id, r.house_no)] = r
+    keys = list(latest)
+    values = list(latest.values())
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO houses AS h (tenant_id, id, community_id, building_id, unit_id,
+                house_no, floor,
+                                     building_area, inner_area, house_type, status)
+            SELECT :tenant, i, c, b, u, n, f, a, ia, CAST(ht AS house_type),
+                CAST(st AS house_status)
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:bids AS uuid[]),
+                        CAST(:uids AS uuid[]), CAST(:nos AS text[]), CAST(:floors AS smallint[]),
+                        CAST(:areas AS numeric[]), CAST(:inner AS numeric[]),
+                            CAST(:types AS text[]),
+                        CAST(:statuses AS text[])) AS t(i, c, b, u, n, f, a, ia, ht, st)
+            ON CONFLICT ON CONSTRAINT uq_houses_tenant_id_building_id_unit_id_house_no DO UPDATE SET
+                floor = EXCLUDED.floor, building_area = EXCLUDED.building_area,
+                inner_area = EXCLUDED.inner_area, house_type = EXCLUDED.house_type,
+                status = EXCLUDED.status, archived_at = NULL
+            WHERE (h.floor, h.building_area, h.inner_area, h.house_type, h.status, h.archived_at)
+                  IS DISTINCT FROM
+                  (EXCLUDED.floor, EXCLUDED.building_area, EXCLUDED.inner_area, EXCLUDED.house_type,
+                   EXCLUDED.status, NULL)
+            RETURNING (xmax = 0) AS inserted
+            """
+        ),
+        {
+            "tenant": tenant_id,
+            "ids": [new_id() for _ in keys],
+            "cids": [codes[v.community_code] for v in values],
+            "bids": [k[0] for k in keys],
+            "uids": [k[1] for k in keys],
+            "nos": [k[2] for k in keys],
+            "floors": [v.floor for v in values],
+            "areas": [v.building_area for v in values],
+            "inner": [v.inner_area for v in values],
+            "types": [v.house_type for v in values],
+            "statuses": [v.status for v in values],
+        },
+    )
+    flags = [bool(f) for (f,) in result.all()]
+    created = sum(flags)
+    updated = len(flags) - created
+    outcome = UpsertResult(
+        created=created, updated=updated, unchanged=len(rows) - created - updated
+    )
+    if created or updated:
+        detail = {"created": created, "updated": updated, "unchanged": outcome.unchanged}
+        await audit.record(
+            session, actor, "house.upsert", target_type="house", target_id="bulk", detail=detail
+        )
+        await outbox.emit(session, actor, events.HOUSES_IMPORTED, detail)
+    return outcome
+
+
+# --- parking and facilities --------------------------------------------------------------
+
+
+async def create_parking_area(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID,
+    name: str,
+    underground: bool = False,
+) -> ParkingArea:
+    await get_community(session, actor, community_id=community_id)
+    area = ParkingArea(
+        tenant_id=_tenant(actor), community_id=community_id, name=name, underground=underground
+    )
+    await _unique_insert(
+        session, area, "A parking area with this name already exists.", "parking_area_taken"
+    )
+    await audit.record(
+        session, actor, "parking_area.create", target_type="parking_area", target_id=area.id
+    )
+    return area
+
+
+async def list_parking_areas(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID | None, page: PageParams
+) -> tuple[list[ParkingArea], str | None]:
+    statement = select(ParkingArea).where(community_scope(actor, ParkingArea.community_id))
+    if community_id is not None:
+        statement = statement.where(ParkingArea.community_id == community_id)
+    rows = (await session.scalars(paginate_statement(statement, ParkingArea.id, page))).all()
+    return make_page(list(rows), page)
+
+
+async def create_parking_space(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    area_id: uuid.UUID,
+    space_no: str,
+    usage: ParkingUsage,
+    house_id: uuid.UUID | None = None,
+    area_m2: Decimal | None = None,
+) -> ParkingSpace:
+    area: ParkingArea = await _one(
+        session,
+        select(ParkingArea).where(
+            ParkingArea.id == area_id, community_scope(actor, ParkingArea.community_id)
+        ),
+        "Parking area not found.",
+        "parking_area_not_found",
+    )
+    if house_id is not None:
+        house = await get_house(session, actor, house_id=house_id)
+        if house.community_id != area.community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "house_id", "The house is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+    space = ParkingSpace(
+        tenant_id=_tenant(actor),
+        community_id=area.community_id,
+        area_id=area.id,
+        space_no=space_no,
+        usage=usage,
+        house_id=house_id,
+        area_m2=area_m2,
+    )
+    await _unique_insert(
+        session, space, "This parking space number already exists.", "parking_space_taken"
+    )
+    await audit.record(
+        session, actor, "parking_space.create", target_type="parking_space", target_id=space.id
+    )
+    return space
+
+
+async def list_parking_spaces(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID | None,
+    area_id: uuid.UUID | None,
+    page: PageParams,
+) -> tuple[list[ParkingSpace], str | None]:
+    statement = select(ParkingSpace).where(community_scope(actor, ParkingSpace.community_id))
+    if community_id is not None:
+        statement = statement.where(ParkingSpace.community_id == community_id)
+    if area_id is not None:
+        statement = statement.where(ParkingSpace.area_id == area_id)
+    rows = (await session.scalars(paginate_statement(statement, ParkingSpace.id, page))).all()
+    return make_page(list(rows), page)
+
+
+async def create_facility(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID,
+    name: str,
+    kind: str = "other",
+    location: str = "",
+    building_id: uuid.UUID | None = None,
+) -> Facility:
+    await get_community(session, actor, community_id=community_id)
+    if building_id is not None:
+        building = await get_building(session, actor, building_id=building_id)
+        if building.community_id != community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "building_id", "The building is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+    facility = Facility(
+        tenant_id=_tenant(actor),
+        community_id=community_id,
+        name=name,
+        kind=kind,
+        location=location,
+        building_id=building_id,
+    )
+    await _unique_insert(
+        session, facility, "A facility with this name already exists.", "facility_taken"
+    )
+    await audit.record(
+        session, actor, "facility.create", target_type="facility", target_id=facility.id
+    )
+    return facility
+
+
+async def list_facilities(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID | None, page: PageParams
+) -> tuple[list[Facility], str | None]:
+    statement = select(Facility).where(community_scope(actor, Facility.community_id))
+    if community_id is not None:
+        statement = statement.where(Facility.community_id == community_id)
+    rows = (await session.scalars(paginate_statement(statement, Facility.id, page))).all()
+    return make_page(list(rows), page)
+
+
+# --- tree and counts ---------------------------------------------------------------------
+
+
+@dataclass
+class UnitNode:
+    id: uuid.UUID | None
+    unit_no: str | None
+    houses: int = 0
+    occupied: int = 0
+
+
+@dataclass
+class BuildingNode:
+    id: uuid.UUID
+    building_no: str
+    name: str
+    houses: int = 0
+    occupied: int = 0
+    units: list[UnitNode] = field(default_factory=list)
+
+
+async def community_tree(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID
+) -> list[BuildingNode]:
+    """Buildings → units with house and occupied counts; houses come per unit from ``list_houses``.
+
+    Three statements whatever the size of the community.
+    """
+    await get_community(session, actor, community_id=community_id)
+    buildings = (
+        await session.scalars(
+            select(Building)
+            .where(Building.community_id == community_id, Building.archived_at.is_(None))
+            .order_by(Building.building_no)
+        )
+    ).all()
+    units = (
+        await session.scalars(
+            select(Unit).where(Unit.community_id == community_id).order_by(Unit.unit_no)
+        )
+    ).all()
+    counts = await session.execute(
+        select(
+            House.building_id,
+            House.unit_id,
+            func.count(),
+            func.count().filter(House.status == HouseStatus.OCCUPIED),
+        )
+        .where(House.community_id == community_id, House.archived_at.is_(None))
+        .group_by(House.building_id, House.unit_id)
+    )
+    by_key = {(b, u): (n, o) for b, u, n, o in counts.all()}
+    nodes = {b.id: BuildingNode(id=b.id, building_no=b.building_no, name=b.name) for b in buildings}
+    for unit in units:
+        node = nodes.get(unit.building_id)
+        if node is not None:
+            n, o = by_key.get((unit.building_id, unit.id), (0, 0))
+            node.units.append(UnitNode(id=unit.id, unit_no=unit.unit_no, houses=n, occupied=o))
+    for (building_id, unit_id), (n, o) in by_key.items():
+        node = nodes.get(building_id)
+        if node is None:
+            continue
+        node.houses += n
+        node.occupied += o
+        if unit_id is None:
+            node.units.append(UnitNode(id=None, unit_no=None, houses=n, occupied=o))
+    return sorted(nodes.values(), key=lambda n: _natural(n.building_no))
+
+
+def _natural(value: str) -> tuple[int, str]:
+    return (int(value), "") if value.isdigit() else (1 << 30, value)
+
+
+async def building_houses(
+    session: AsyncSession, actor: Actor, *, building_id: uuid.UUID
+) -> list[tuple[Unit | None, list[House]]]:
+    """Units of one building with their houses, ordered by floor and number (the tree's leaves)."""
+    building = await get_building(session, actor, building_id=building_id)
+    units = {
+        u.id: u
+        for u in (await session.scalars(select(Unit).where(Unit.building_id == building.id))).all()
+    }
+    houses = (
+        await session.scalars(
+            select(House)
+            .where(House.building_id == building.id, House.archived_at.is_(None))
+            .order_by(House.unit_id, House.floor, House.house_no)
+        )
+    ).all()
+    grouped: dict[uuid.UUID | None, list[House]] = {}
+    for house in houses:
+        grouped.setdefault(house.unit_id, []).append(house)
+    ordered = sorted(units.values(), key=lambda u: _natural(u.unit_no))
+    result: list[tuple[Unit | None, list[House]]] = [(u, grouped.get(u.id, [])) for u in ordered]
+    if None in grouped:
+        result.append((None, grouped[None]))
+    return result
+
+
+@dataclass
+class CommunityCounts:
+    community_id: uuid.UUID
+    code: str
+    name: str
+    buildings: int
+    houses: int
+    by_status: dict[str, int]
+    building_area: Decimal
+
+    @property
+    def occupancy_rate(self) -> Decimal:
+        """Occupied houses over houses that can be lived in (sold ones)."""
+        sold = self.houses - self.by_status.get(HouseStatus.UNSOLD.value, 0)
+        if sold <= 0:
+            return Decimal("0")
+        return (Decimal(self.by_status.get(HouseStatus.OCCUPIED.value, 0)) / sold).quantize(
+            Decimal("0.0001")
+        )
+
+
+async def community_counts(session: AsyncSession, actor: Actor) -> list[CommunityCounts]:
+    communities = (
+        await session.scalars(readable_communities(actor).order_by(Community.code))
+    ).all()
+    ids = [c.id for c in communities]
+    if not ids:
+        return []
+    status_rows = await session.execute(
+        select(
+            House.community_id,
+            House.status,
+            func.count(),
+            func.coalesce(func.sum(House.building_area), 0),
+        )
+        .where(House.community_id.in_(ids), House.archived_at.is_(None))
+        .group_by(House.community_id, House.status)
+    )
+    building_rows = await session.execute(
+        select(Building.community_id, func.count())
+        .where(Building.community_id.in_(ids), Building.archived_at.is_(None))
+        .group_by(Building.community_id)
+    )
+    buildings = dict(building_rows.all())
+    by_status: dict[uuid.UUID, dict[str, int]] = {}
+    areas: dict[uuid.UUID, Decimal] = {}
+    for community_id, status, count, area in status_rows.all():
+        by_status.setdefault(community_id, {})[HouseStatus(status).value] = count
+        areas[community_id] = areas.get(community_id, Decimal("0")) + Decimal(area)
+    return [
+        CommunityCounts(
+            community_id=c.id,
+            code=c.code,
+            name=c.name,
+            buildings=buildings.get(c.id, 0),
+            houses=sum(by_status.get(c.id, {}).values(), 0),
+            by_status=by_status.get(c.id, {}),
+            building_area=areas.get(c.id, Decimal("0")),
+        )
+        for c in communities
+    ]
