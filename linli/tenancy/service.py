@@ -58,6 +58,11 @@ async def create_community(
     return community
 
 
+async def get_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    """The company by id (its name heads the console of its staff)."""
+    return await session.get(Tenant, tenant_id)
+
+
 async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
     return await session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
 
