@@ -364,10 +364,12 @@ async def refresh_resident(
         raise _bad_refresh()
     if row.used_at is not None:
         await _revoke_family_after_reuse(
-            row.family_id, row.account_id, ip=ip, request_id=request_id
+            session, row.family_id, row.account_id, ip=ip, request_id=request_id
         )
         raise Unauthorized(
-            "The refresh token was already used; please sign in again.", code="refresh_token_reused"
+            "The refresh token was already used; please sign in again.",
+            code="refresh_token_reused",
+            keep_changes=True,  # the family revocation must survive the refusal
         )
     if row.expires_at <= _now():
         raise Unauthorized(
@@ -386,10 +388,12 @@ async def refresh_resident(
     if cast(Any, claimed).rowcount != 1:
         # Another request rotated it a moment ago: two holders of one token is theft or a bug.
         await _revoke_family_after_reuse(
-            row.family_id, row.account_id, ip=ip, request_id=request_id
+            session, row.family_id, row.account_id, ip=ip, request_id=request_id
         )
         raise Unauthorized(
-            "The refresh token was already used; please sign in again.", code="refresh_token_reused"
+            "The refresh token was already used; please sign in again.",
+            code="refresh_token_reused",
+            keep_changes=True,  # the family revocation must survive the refusal
         )
     account = await session.get(ResidentAccount, row.account_id)
     if account is None or not account.is_active:
@@ -401,27 +405,31 @@ async def refresh_resident(
 
 
 async def _revoke_family_after_reuse(
-    family_id: uuid.UUID, account_id: uuid.UUID, *, ip: str | None, request_id: str | None
+    session: AsyncSession,
+    family_id: uuid.UUID,
+    account_id: uuid.UUID,
+    *,
+    ip: str | None,
+    request_id: str | None,
 ) -> None:
-    async with unit_of_work() as own:
-        await own.execute(
-            update(ResidentRefreshToken)
-            .where(
-                ResidentRefreshToken.family_id == family_id,
-                ResidentRefreshToken.revoked_at.is_(None),
-            )
-            .values(revoked_at=func.now())
+    """Revoke in the caller's transaction (which then commits through keep_changes).
+
+    A separate transaction would wait for ever on the row lock that the losing
+    UPDATE of a refresh race still holds in the caller's transaction.
+    """
+    await session.execute(
+        update(ResidentRefreshToken)
+        .where(
+            ResidentRefreshToken.family_id == family_id,
+            ResidentRefreshToken.revoked_at.is_(None),
         )
-        actor = Actor(
-            kind=PrincipalKind.RESIDENT, id=account_id, ip=_audit_ip(ip), request_id=request_id
-        )
-        await audit.record(
-            own,
-            actor,
-            "resident.refresh_reuse",
-            target_type="resident_account",
-            target_id=account_id,
-        )
+        .values(revoked_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    actor = Actor(kind=PrincipalKind.RESIDENT, id=account_id, ip=_audit_ip(ip), request_id=request_id)
+    await audit.record(
+        session, actor, "resident.refresh_reuse", target_type="resident_account", target_id=account_id
+    )
     log.warning("auth.refresh_reuse", principal_kind="resident")
 
 

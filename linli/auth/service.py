@@ -110,7 +110,9 @@ def _bad_refresh() -> Unauthorized:
 
 def _reused_refresh() -> Unauthorized:
     return Unauthorized(
-        "The refresh token was already used; please sign in again.", code="refresh_token_reused"
+        "The refresh token was already used; please sign in again.",
+        code="refresh_token_reused",
+        keep_changes=True,  # the family revocation must survive the refusal
     )
 
 
@@ -380,7 +382,7 @@ async def refresh_staff(
     if row is None:
         raise _bad_refresh()
     if row.used_at is not None:
-        await _revoke_family_after_reuse(row, ip=ip, request_id=request_id)
+        await _revoke_family_after_reuse(session, row, ip=ip, request_id=request_id)
         raise _reused_refresh()
     if row.revoked_at is not None:
         raise Unauthorized(
@@ -410,7 +412,7 @@ async def refresh_staff(
     )
     if cast(Any, claimed).rowcount != 1:
         # Rotated by another request a moment ago: two holders of one token.
-        await _revoke_family_after_reuse(row, ip=ip, request_id=request_id)
+        await _revoke_family_after_reuse(session, row, ip=ip, request_id=request_id)
         raise _reused_refresh()
     tenant = await session.get(Tenant, tenant_id)
     staff = await session.get(StaffUser, (tenant_id, row.staff_id))
@@ -430,22 +432,27 @@ async def refresh_staff(
 
 
 async def _revoke_family_after_reuse(
-    row: StaffRefreshToken, *, ip: str | None, request_id: str | None
+    session: AsyncSession, row: StaffRefreshToken, *, ip: str | None, request_id: str | None
 ) -> None:
-    async with unit_of_work(row.tenant_id) as own:
-        await own.execute(
-            update(StaffRefreshToken)
-            .where(
-                StaffRefreshToken.tenant_id == row.tenant_id,
-                StaffRefreshToken.family_id == row.family_id,
-                StaffRefreshToken.revoked_at.is_(None),
-            )
-            .values(revoked_at=_now())
+    """Revoke the whole family in the caller's transaction; the caller raises with keep_changes.
+
+    Not in a transaction of our own: an UPDATE that lost the race still holds the
+    row lock on the token, and a second connection would wait on it for ever.
+    """
+    await session.execute(
+        update(StaffRefreshToken)
+        .where(
+            StaffRefreshToken.tenant_id == row.tenant_id,
+            StaffRefreshToken.family_id == row.family_id,
+            StaffRefreshToken.revoked_at.is_(None),
         )
-        actor = replace(Actor.system(row.tenant_id), ip=_audit_ip(ip), request_id=request_id)
-        await audit.record(
-            own, actor, "staff.refresh_reused", target_type="staff", target_id=row.staff_id
-        )
+        .values(revoked_at=_now())
+        .execution_options(synchronize_session=False)
+    )
+    actor = replace(Actor.system(row.tenant_id), ip=_audit_ip(ip), request_id=request_id)
+    await audit.record(
+        session, actor, "staff.refresh_reused", target_type="staff", target_id=row.staff_id
+    )
     log.warning("auth.refresh_reuse", principal_kind="staff")
 
 

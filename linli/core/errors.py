@@ -34,9 +34,13 @@ class DomainError(Exception):
         code: str | None = None,
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
         **params: Any,
     ) -> None:
         self.message = message or self.default_message
+        # True when the writes made before raising must outlive the refusal (a revoked
+        # token family, a counted wrong guess): the unit of work commits, then raises.
+        self.keep_changes = keep_changes
         self.instance_code = code or self.code
         self.errors = errors or []
         self.headers = headers or {}

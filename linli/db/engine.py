@@ -71,8 +71,26 @@ async def unit_of_work(tenant_id: uuid.UUID | None = None) -> AsyncIterator[Asyn
     """One transaction: commits when the block ends cleanly, rolls back otherwise.
 
     Services flush, never commit; this (or the request dependency built on it)
-    is the only place a transaction ends.
+    is the only place a transaction ends. A domain error raised with
+    ``keep_changes=True`` commits what was written before it, then propagates:
+    that is how a refusal records itself (e.g. a reused refresh token revokes its
+    family) without a second connection that could wait on this one's row locks.
     """
-    async with sessionmaker()() as session, session.begin():
-        await set_tenant(session, tenant_id)
-        yield session
+    from linli.core.errors import DomainError
+
+    async with sessionmaker()() as session:
+        transaction = await session.begin()
+        try:
+            await set_tenant(session, tenant_id)
+            yield session
+        except DomainError as error:
+            if error.keep_changes:
+                await transaction.commit()
+            else:
+                await transaction.rollback()
+            raise
+        except BaseException:
+            await transaction.rollback()
+            raise
+        else:
+            await transaction.commit()
