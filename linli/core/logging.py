@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -45,7 +46,7 @@ def _redact(value: Any, key: str = "") -> Any:
     return value
 
 
-def redact_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     return {k: _redact(v, k) for k, v in event_dict.items()}
 
 
@@ -80,7 +81,7 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stderr is now (test runners swap and close it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -18,7 +18,7 @@ from linli.db.engine import set_tenant
 from linli.tenancy.models import Community, Tenant, TenantStatus
 
 
-def readable_communities(actor: Actor) -> Select[tuple[Community]]:
+def readable_communities(actor: Actor) -> Select[Community]:
     """Communities this actor may see: RLS fences the company, this fences the grants."""
     statement = select(Community).where(Community.archived_at.is_(None))
     if not actor.all_communities:

@@ -14,6 +14,8 @@ target_metadata = Base.metadata
 
 def run_migrations_online() -> None:
     url = config.attributes.get("owner_dsn") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("run migrations through `linli migrate`, which names the owner DSN")
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
