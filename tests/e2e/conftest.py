@@ -12,19 +12,16 @@ then a missing browser is a failure (``make browser`` installs it).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
 from tests.fakes.sms import FakeSmsGateway
+from tests.live import LiveServer
+from tests.live import live_server as run_live_server
 
 CHROMIUM = os.environ.get("LINLI_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -64,73 +61,19 @@ def sms_gateway() -> Iterator[FakeSmsGateway]:
         yield gateway
 
 
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    log: Path
-
-
 @pytest.fixture(scope="session")
 def live_server(
     linli_env: dict[str, str], sms_gateway: FakeSmsGateway, chromium_path: str
 ) -> Iterator[LiveServer]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
         **linli_env,
-        "LINLI_PUBLIC_URL": url,
         "LINLI_SMS_PROVIDER": "http",
         "LINLI_SMS_HTTP_URL": sms_gateway.url,
         "LINLI_SMS_HTTP_KEY_ID": sms_gateway.key_id,
         "LINLI_SMS_HTTP_SECRET": sms_gateway.secret,
     }
-    log_path = ARTIFACTS / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "linli.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_healthy(url, server, log_path)
-            yield LiveServer(url=url, log=log_path)
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(5)
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not come up:\n{log_path.read_text()[-3000:]}")
+    with run_live_server(env, ARTIFACTS / "server.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
