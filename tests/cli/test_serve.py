@@ -1,0 +1,70 @@
+"""``linli serve``: a real server process with the embedded broker in it, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.cli.helpers import ROOT
+from tests.conftest import free_port
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.slow
+def test_serve_with_worker_and_embedded_broker_then_stop_cleanly() -> None:
+    port, broker_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LINLI_MQTT_URL"}
+    env["LINLI_EMBEDDED_MQTT_PORT"] = str(broker_port)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "linli.cli", "serve", "--port", str(port), "--with-worker"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        assert ready is not None and ready.status_code == 200, ready and ready.text
+        # /readyz connected to the broker this process embeds: nothing else listens there.
+        assert ready.json()["checks"] == {"database": "ok", "mqtt": "ok"}
+        workers = _children(server.pid)
+        assert workers, "the --with-worker child is missing"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    assert server.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    for pid in workers:
+        assert (
+            not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        )
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{broker_port}", timeout=1)
