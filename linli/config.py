@@ -21,21 +21,26 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=".env", extra="ignore")
 
     env: str = Field("dev", description="dev | test | prod; prod refuses the built-in dev secrets")
-    home: Path = Field(default_factory=_default_home, description="data dir of embedded servers and keys")
+    home: Path = Field(
+        default_factory=_default_home, description="data dir of embedded servers and keys"
+    )
 
     # Database: owner DSN runs migrations; the app connects as a role that owns nothing.
     database_url: str | None = Field(
         None, description="owner/migration DSN; unset = embedded PostgreSQL under LINLI_HOME"
     )
     database_app_url: str | None = Field(
-        None, description="DSN of the non-owner app role; default = database_url with user linli_app"
+        None,
+        description="DSN of the non-owner app role; default = database_url with user linli_app",
     )
     database_app_password: SecretStr = Field(
         SecretStr(""), description="password given to the linli_app role when migrate creates it"
     )
     database_pool_size: int = Field(10, description="connections per process")
 
-    mqtt_url: str | None = Field(None, description="mqtt://host:port of a broker; unset = embedded amqtt")
+    mqtt_url: str | None = Field(
+        None, description="mqtt://host:port of a broker; unset = embedded amqtt"
+    )
     embedded_mqtt_port: int = Field(1884, description="port of the embedded broker")
 
     # Outbox delivery (workers).
@@ -59,7 +64,8 @@ class Settings(BaseSettings):
     )
 
     secret_key: SecretStr | None = Field(
-        None, description="signs tokens and cookies; unset in dev = a key generated under LINLI_HOME"
+        None,
+        description="signs tokens and cookies; unset in dev = a key generated under LINLI_HOME",
     )
     data_key: SecretStr | None = Field(
         None, description="encrypts personal data at rest (32-byte urlsafe base64); dev: generated"
@@ -69,7 +75,9 @@ class Settings(BaseSettings):
 
     login_max_failures: int = Field(5, description="failed logins before an account locks")
     login_lock_minutes: int = Field(15, description="how long a locked account stays locked")
-    rate_limit_url: str = Field("memory://", description="limits storage: memory:// or redis://host")
+    rate_limit_url: str = Field(
+        "memory://", description="limits storage: memory:// or redis://host"
+    )
     login_rate_per_ip: str = Field("20/minute", description="login attempts per client IP")
     login_rate_per_account: str = Field(
         "10/minute", description="login attempts per company and login name (known or not)"
@@ -119,11 +127,7 @@ class Settings(BaseSettings):
         """A per-installation secret kept under LINLI_HOME, so dev restarts keep sessions."""
         if self.env == "prod":
             raise RuntimeError(f"LINLI_{name.upper()} must be set when LINLI_ENV=prod")
-        path = self.home_dir() / f"{name}.key"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(nbytes))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return _dev_secret_file(self.home_dir() / f"{name}.key", nbytes)
 
     def signing_key(self) -> str:
         if self.secret_key is not None:
@@ -142,6 +146,15 @@ class Settings(BaseSettings):
             path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+@lru_cache
+def _dev_secret_file(path: Path, nbytes: int) -> str:
+    """Read (creating once) a dev secret; cached, as every request signs or checks a token."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(nbytes))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 @lru_cache

@@ -29,6 +29,23 @@ def _connector() -> procrastinate.PsycopgConnector:
 job_app = procrastinate.App(connector=_connector(), import_paths=TASK_MODULES)
 
 
+# APP_ROLE is our constant, not input; format(%I) quotes the table names.
+GRANT_JOB_TABLES = """
+DO $$
+DECLARE obj record;
+BEGIN
+  FOR obj IN SELECT tablename FROM pg_tables
+             WHERE schemaname = 'public' AND tablename LIKE 'procrastinate%' LOOP
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO {role}', obj.tablename);
+  END LOOP;
+  FOR obj IN SELECT sequencename FROM pg_sequences
+             WHERE schemaname = 'public' AND sequencename LIKE 'procrastinate%' LOOP
+    EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %I TO {role}', obj.sequencename);
+  END LOOP;
+END $$
+"""
+
+
 def apply_job_schema(owner_dsn: str) -> None:
     """Create procrastinate's tables once (as owner) and let the app role use them."""
     with psycopg.connect(owner_dsn, autocommit=True) as conn:
@@ -39,22 +56,7 @@ def apply_job_schema(owner_dsn: str) -> None:
             schema = files("procrastinate.sql").joinpath("schema.sql").read_text()
             conn.execute(schema.encode())
         # Only procrastinate's own objects: the app role must not touch alembic_version.
-        conn.execute(
-            f"""
-            DO $$
-            DECLARE obj record;
-            BEGIN
-              FOR obj IN SELECT tablename FROM pg_tables
-                         WHERE schemaname = 'public' AND tablename LIKE 'procrastinate%' LOOP
-                EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO {APP_ROLE}', obj.tablename);
-              END LOOP;
-              FOR obj IN SELECT sequencename FROM pg_sequences
-                         WHERE schemaname = 'public' AND sequencename LIKE 'procrastinate%' LOOP
-                EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %I TO {APP_ROLE}', obj.sequencename);
-              END LOOP;
-            END $$
-            """.encode()
-        )
+        conn.execute(GRANT_JOB_TABLES.replace("{role}", APP_ROLE).encode())
 
 
 async def defer_in_transaction(

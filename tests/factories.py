@@ -45,7 +45,9 @@ async def make_company(*, communities: int = 2, slug: str | None = None) -> Comp
             admin_display_name="管理员",
             admin_password=PASSWORD,
         )
-        admin_id = (await session.scalars(select(StaffUser.id).where(StaffUser.tenant_id == tenant.id))).one()
+        admin_id = (
+            await session.scalars(select(StaffUser.id).where(StaffUser.tenant_id == tenant.id))
+        ).one()
         system = Actor.system(tenant.id)
         ids = []
         for n in range(communities):

@@ -49,7 +49,9 @@ async def current_principal(
 def _with_request(actor: Actor, request: Request) -> Actor:
     from dataclasses import replace
 
-    return replace(actor, request_id=getattr(request.state, "request_id", None), ip=client_ip(request))
+    return replace(
+        actor, request_id=getattr(request.state, "request_id", None), ip=client_ip(request)
+    )
 
 
 class Authorizer:

@@ -84,7 +84,9 @@ class ResidentWechatIdentity(GlobalRow, Base):
     __tablename__ = "resident_wechat_identities"
     __table_args__ = (UniqueConstraint("appid", "openid"), Index(None, "unionid"))
 
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resident_accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("resident_accounts.id", ondelete="CASCADE")
+    )
     appid: Mapped[str] = mapped_column(String(64))
     openid: Mapped[str] = mapped_column(String(128))
     unionid: Mapped[str | None] = mapped_column(String(128), default=None)
@@ -94,7 +96,9 @@ class ResidentRefreshToken(GlobalRow, Base):
     __tablename__ = "resident_refresh_tokens"
     __table_args__ = (Index(None, "family_id"),)
 
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resident_accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("resident_accounts.id", ondelete="CASCADE")
+    )
     family_id: Mapped[uuid.UUID]
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     expires_at: Mapped[dt.datetime]

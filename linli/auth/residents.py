@@ -426,9 +426,15 @@ async def _revoke_family_after_reuse(
         .values(revoked_at=func.now())
         .execution_options(synchronize_session=False)
     )
-    actor = Actor(kind=PrincipalKind.RESIDENT, id=account_id, ip=_audit_ip(ip), request_id=request_id)
+    actor = Actor(
+        kind=PrincipalKind.RESIDENT, id=account_id, ip=_audit_ip(ip), request_id=request_id
+    )
     await audit.record(
-        session, actor, "resident.refresh_reuse", target_type="resident_account", target_id=account_id
+        session,
+        actor,
+        "resident.refresh_reuse",
+        target_type="resident_account",
+        target_id=account_id,
     )
     log.warning("auth.refresh_reuse", principal_kind="resident")
 

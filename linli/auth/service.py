@@ -755,8 +755,7 @@ async def _check_communities(
 
 
 def _community_statement(actor: Actor) -> Select[Community]:
-    # tenancy's annotation predates SQLAlchemy 2.1's Select[T]; the statement is the same.
-    return cast("Select[Community]", tenancy_service.readable_communities(actor))
+    return tenancy_service.readable_communities(actor)
 
 
 def _checked_username(username: str) -> str:

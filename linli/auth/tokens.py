@@ -7,10 +7,10 @@ is refused where a staff token is needed even though both are signed alike.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import jwt

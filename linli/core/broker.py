@@ -15,7 +15,9 @@ def broker_config(host: str, port: int) -> dict[str, Any]:
     }
 
 
-async def serve(host: str = "127.0.0.1", port: int = 1884, *, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    host: str = "127.0.0.1", port: int = 1884, *, ready: asyncio.Event | None = None
+) -> None:
     """Run the broker until cancelled."""
     from amqtt.broker import Broker
 

@@ -36,7 +36,10 @@ async def readyz(_: Public) -> JSONResponse:
         checks["database"] = f"error: {type(exc).__name__}"
     checks["mqtt"] = "ok" if await mqtt.ping() else "error: unreachable"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

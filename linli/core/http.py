@@ -151,7 +151,9 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def problem_from_error(error: DomainError, *, instance: str | None, request_id: str | None) -> Problem:
+def problem_from_error(
+    error: DomainError, *, instance: str | None, request_id: str | None
+) -> Problem:
     return Problem(
         status=error.status,
         code=error.instance_code,
@@ -180,9 +182,15 @@ def _problem_response(
         from linli.web.errors import error_page  # late: the web shell imports this module
 
         return error_page(
-            request, status=problem.status, code=problem.code, message=problem.detail, headers=headers
+            request,
+            status=problem.status,
+            code=problem.code,
+            message=problem.detail,
+            headers=headers,
         )
-    return JSONResponse(problem.body(), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        problem.body(), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -203,11 +211,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = []
         for item in exc.errors():
             kind = str(item.get("type", "invalid"))
-            message = gettext("The request body is not valid JSON or UTF-8.") if kind in (
-                "json_invalid",
-                "value_error.jsondecode",
-            ) else str(item.get("msg", "invalid"))
-            errors.append({"field": _field_name(tuple(item.get("loc", ()))), "message": message, "code": kind})
+            message = (
+                gettext("The request body is not valid JSON or UTF-8.")
+                if kind
+                in (
+                    "json_invalid",
+                    "value_error.jsondecode",
+                )
+                else str(item.get("msg", "invalid"))
+            )
+            errors.append(
+                {"field": _field_name(tuple(item.get("loc", ()))), "message": message, "code": kind}
+            )
         problem = Problem(
             status=422,
             code="validation_failed",
@@ -248,9 +263,12 @@ def install_problem_handlers(app: FastAPI) -> None:
                 ],
             )
             return _problem_response(request, unreadable)
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            403: "forbidden",
+        }.get(exc.status_code, "http_error")
         messages = {404: "Not found.", 405: "Method not allowed."}
         text = gettext(messages.get(exc.status_code, str(exc.detail)))
         problem = Problem(

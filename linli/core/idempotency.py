@@ -96,7 +96,9 @@ async def idempotency(
     ] = None,
 ) -> Idempotency:
     body = await request.body()
-    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body)
+    digest = hashlib.sha256(
+        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
+    )
     return Idempotency(idempotency_key, digest.hexdigest())
 
 

@@ -68,7 +68,11 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     handler = _CurrentStderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_processor, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                redact_processor,
+                renderer,
+            ],
             foreign_pre_chain=shared,
         )
     )

@@ -25,12 +25,18 @@ def broker_address(settings: Settings | None = None) -> tuple[str, int, str | No
 
 def client(identifier: str | None = None, settings: Settings | None = None) -> aiomqtt.Client:
     host, port, username, password = broker_address(settings)
-    return aiomqtt.Client(host, port, username=username, password=password, identifier=identifier, timeout=5)
+    return aiomqtt.Client(
+        host, port, username=username, password=password, identifier=identifier, timeout=5
+    )
 
 
-async def ping(timeout: float = 2.0) -> bool:
+PING_SECONDS = 2.0
+
+
+async def ping() -> bool:
+    """Can we connect to the broker within PING_SECONDS?"""
     try:
-        async with asyncio.timeout(timeout), client():
+        async with asyncio.timeout(PING_SECONDS), client():
             return True
     except Exception:
         return False

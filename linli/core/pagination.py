@@ -43,8 +43,10 @@ class PageParams(BaseModel):
             ) from exc
 
 
-def page_params(
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+async def page_params(
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> PageParams:
     return PageParams(cursor=cursor, limit=limit)
@@ -62,7 +64,9 @@ def paginate_statement(statement: Select[Any], id_column: Any, params: PageParam
     return statement.order_by(id_column).limit(params.limit + 1)
 
 
-def make_page(rows: list[Any], params: PageParams, *, id_of: Any = lambda row: row.id) -> tuple[list[Any], str | None]:
+def make_page(
+    rows: list[Any], params: PageParams, *, id_of: Any = lambda row: row.id
+) -> tuple[list[Any], str | None]:
     if len(rows) > params.limit:
         rows = rows[: params.limit]
         return rows, encode_cursor(id_of(rows[-1]))

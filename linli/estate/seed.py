@@ -267,29 +267,7 @@ def build_batch(
     tenant_id: str, plans: list[CommunityPlan], person_start: int, seed: int
 ) -> tuple[Batch, int]:
     """Generate the rows of some communities; returns the batch and the next person counter."""
-    import hashlib
-    import hmac
-    import os
-
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from linli.config import get_settings
     from linli.core import crypto
-
-    # Same keys and ciphertext layout as linli.core.crypto (version byte, nonce, AES-GCM), with the
-    # key derived once per batch: crypto.encrypt resolves the key on every call, which is most of
-    # the cost at millions of rows. test_seed decrypts and searches seeded rows to keep them in
-    # step.
-    encryption_key, index_key = crypto._keys(get_settings().encryption_key())
-    aead = AESGCM(encryption_key)
-    version = crypto._VERSION
-
-    def encrypt(value: str) -> bytes:
-        nonce = os.urandom(12)
-        return version + nonce + aead.encrypt(nonce, value.encode(), None)
-
-    def blind(value: str, *, purpose: str = "phone") -> bytes:
-        return hmac.new(index_key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
 
     rng = random.Random(seed)
     out = {t: io.StringIO() for t in TABLE_ORDER}
@@ -300,25 +278,16 @@ def build_batch(
     today = dt.date(2026, 1, 1)
     t = tenant_id
 
+    # Residents are collected first and encrypted at the end, in one batch call per column.
+    people: list[tuple[str, str, str | None, str | None, str]] = []
+
     def add_person(name: str, *, adult: bool, with_phone: bool, gender: str) -> str:
         nonlocal person
         rid = _uuid()
         person += 1
-        phone_enc = phone_hash = id_enc = id_hash = "\\N"
-        birth = "\\N"
-        if with_phone:
-            phone = phone_number(person)
-            phone_enc = "\\\\x" + encrypt(phone).hex()
-            phone_hash = "\\\\x" + blind(phone).hex()
-        if adult and rng.random() < 0.25:
-            number = id_number(person, id_base)
-            id_enc = "\\\\x" + encrypt(number).hex()
-            id_hash = "\\\\x" + blind(number, purpose="id_card").hex()
-            birth = f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
-        w["residents"](
-            f"{t}\t{rid}\t{name}\t{phone_enc}\t{phone_hash}\t{id_enc}\t{id_hash}\t{gender}\t{birth}\t{{}}\n"
-        )
-        counts["residents"] += 1
+        phone = phone_number(person) if with_phone else None
+        number = id_number(person, id_base) if adult and rng.random() < 0.25 else None
+        people.append((rid, name, phone, number, gender))
         return rid
 
     def link(
@@ -446,6 +415,28 @@ def build_batch(
                                 f"\t{rng.choice(CAR_BRANDS)}\t{rng.choice(CAR_COLORS)}\n"
                             )
                             counts["vehicles"] += 1
+    phones = [p[2] for p in people]
+    numbers = [p[3] for p in people]
+
+    def hexes(blobs: list[bytes | None]) -> list[str]:
+        return ["\\N" if b is None else "\\\\x" + b.hex() for b in blobs]
+
+    columns = zip(
+        people,
+        hexes(crypto.encrypt_many(phones)),
+        hexes(crypto.blind_index_many(phones, purpose="phone")),
+        hexes(crypto.encrypt_many(numbers)),
+        hexes(crypto.blind_index_many(numbers, purpose="id_card")),
+        strict=True,
+    )
+    write = w["residents"]
+    for (rid, name, _, number, gender), phone_enc, phone_hash, id_enc, id_hash in columns:
+        birth = f"{number[6:10]}-{number[10:12]}-{number[12:14]}" if number else "\\N"
+        write(
+            f"{t}\t{rid}\t{name}\t{phone_enc}\t{phone_hash}\t{id_enc}\t{id_hash}"
+            f"\t{gender}\t{birth}\t{{}}\n"
+        )
+    counts["residents"] = len(people)
     return Batch({k: v.getvalue() for k, v in out.items()}, counts), person
 
 
@@ -512,7 +503,7 @@ async def ingest(conn: Any, tenant_id: uuid.UUID, batch: Batch) -> None:
             insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM seed_{table}"  # noqa: S608
             await conn.execute(insert)
         await conn.execute(
-            "INSERT INTO resident_companies (phone_hash, company_id)"
+            "INSERT INTO resident_companies (phone_hash, tenant_id)"
             " SELECT phone_hash, tenant_id FROM seed_residents"
             " WHERE phone_hash IS NOT NULL ON CONFLICT DO NOTHING"
         )
@@ -582,6 +573,7 @@ async def seed_houses(
     progress: Callable[[int], None] | None = None,
     batch_houses: int = 50_000,
     seed: int | None = None,
+    connections: int = 2,
 ) -> SeedReport:
     """Create ``houses`` houses with buildings, units, residents, vehicles and staff records."""
     import psycopg
@@ -610,20 +602,30 @@ async def seed_houses(
             loop.run_in_executor(pool, build_batch, str(tenant_id), group, start, s)
             for group, start, s in zip(groups, person_starts, seeds, strict=True)
         ]
-        async with await psycopg.AsyncConnection.connect(app_dsn(get_settings())) as conn:
-            await _temp_tables(conn)
-            await conn.commit()
-            for future in futures:
-                batch, _ = await future
-                await ingest(conn, tenant_id, batch)
-                report.buildings += batch.counts["buildings"]
-                report.units += batch.counts["units"]
-                report.houses += batch.counts["houses"]
-                report.residents += batch.counts["residents"]
-                report.relations += batch.counts["resident_houses"]
-                report.vehicles += batch.counts["vehicles"]
-                if progress is not None:
-                    progress(report.houses)
+        queue = iter(futures)
+
+        async def load() -> None:
+            # PostgreSQL spends most of the time on index and foreign-key work, one core per
+            # connection: two connections take batches as they come (each batch is its own
+            # communities, so they never wait on each other's rows).
+            async with await psycopg.AsyncConnection.connect(app_dsn(get_settings())) as conn:
+                # Seed data can be regenerated: do not wait for the WAL flush at each commit.
+                await conn.execute("SET synchronous_commit = off")
+                await _temp_tables(conn)
+                await conn.commit()
+                for future in queue:
+                    batch, _ = await future
+                    await ingest(conn, tenant_id, batch)
+                    report.buildings += batch.counts["buildings"]
+                    report.units += batch.counts["units"]
+                    report.houses += batch.counts["houses"]
+                    report.residents += batch.counts["residents"]
+                    report.relations += batch.counts["resident_houses"]
+                    report.vehicles += batch.counts["vehicles"]
+                    if progress is not None:
+                        progress(report.houses)
+
+        await asyncio.gather(*(load() for _ in range(max(1, connections))))
     report.timings["rows"] = time.perf_counter() - started - report.timings["communities"]
     report.staff_records = await seed_staff(tenant_id, plans, rng)
     report.seconds = time.perf_counter() - started

@@ -13,7 +13,7 @@ import importlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -598,40 +598,118 @@ class ResolvedHouses:
 async def resolve_houses(
     session: AsyncSession, actor: Actor, *, keys: Iterable[tuple[str, str, str | None, str]]
 ) -> ResolvedHouses:
-    """Look up many houses by natural key in one statement (for resident/vehicle imports)."""
+    """Look up many houses by natural key (for resident/vehicle imports), in three statements.
+
+    Buildings, then units, are resolved first (a few hundred rows however many houses),
+    so the house lookup is an equality on the exact unique key ``(tenant_id, building_id,
+    unit_id, house_no)`` for every row. A single join through buildings and units on
+    ``unit_id IS NOT DISTINCT FROM`` cannot use that index, and on fresh tables (no
+    statistics yet after a bulk load) the planner then walked every house with the same
+    number: 100 s for 20,000 keys instead of well under one.
+    """
     wanted = list(set(keys))
     resolved = ResolvedHouses()
     if not wanted:
         return resolved
+    tenant_id = _tenant(actor)
     codes = await community_ids_by_code(session, actor, (k[0] for k in wanted))
     wanted = [k for k in wanted if k[0] in codes]
     if not wanted:
         return resolved
     code_of = {v: k for k, v in codes.items()}
+
+    building_keys = sorted({(codes[k[0]], k[1]) for k in wanted})
+    buildings = {
+        (c, n): (i, n)
+        for c, n, i in (
+            await session.execute(
+                text(
+                    """
+                    SELECT b.community_id, b.building_no, b.id
+                    FROM unnest(CAST(:cids AS uuid[]), CAST(:nos AS text[])) AS t(c, n)
+                    JOIN buildings b ON b.tenant_id = :tenant AND b.community_id = t.c
+                        AND b.building_no = t.n
+                    """
+                ),
+                {
+                    "tenant": tenant_id,
+                    "cids": [c for c, _ in building_keys],
+                    "nos": [n for _, n in building_keys],
+                },
+            )
+        ).all()
+    }
+    unit_keys = sorted(
+        {
+            (buildings[(codes[k[0]], k[1])][0], k[2])
+            for k in wanted
+            if k[2] is not None and (codes[k[0]], k[1]) in buildings
+        },
+        key=str,
+    )
+    units: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    if unit_keys:
+        rows = await session.execute(
+            text(
+                """
+                SELECT u.building_id, u.unit_no, u.id
+                FROM unnest(CAST(:bids AS uuid[]), CAST(:nos AS text[])) AS t(b, n)
+                JOIN units u ON u.tenant_id = :tenant AND u.building_id = t.b AND u.unit_no = t.n
+                """
+            ),
+            {
+                "tenant": tenant_id,
+                "bids": [b for b, _ in unit_keys],
+                "nos": [n for _, n in unit_keys],
+            },
+        )
+        units = {(b, n): i for b, n, i in rows.all()}
+
+    # (building_id, unit_id or None, house_no) -> the key as asked
+    asked: dict[tuple[uuid.UUID, uuid.UUID | None, str], tuple[str, str, str | None, str]] = {}
+    for key in wanted:
+        building = buildings.get((codes[key[0]], key[1]))
+        if building is None:
+            continue
+        unit_id = None
+        if key[2] is not None:
+            unit_id = units.get((building[0], key[2]))
+            if unit_id is None:
+                continue
+        asked[(building[0], unit_id, key[3])] = key
+    with_unit = [k for k in asked if k[1] is not None]
+    without_unit = [k for k in asked if k[1] is None]
     rows = await session.execute(
         text(
             """
-            SELECT h.id, h.community_id, b.building_no, u.unit_no, h.house_no
-            FROM unnest(CAST(:cids AS uuid[]), CAST(:bnos AS text[]), CAST(:unos AS text[]),
-                        CAST(:hnos AS text[])) AS t(c, b, u, h)
-            JOIN buildings b ON b.tenant_id = :tenant AND b.community_id = t.c
-                AND b.building_no = t.b
-            LEFT JOIN units u ON u.tenant_id = :tenant AND u.building_id = b.id AND u.unit_no = t.u
-            JOIN houses h ON h.tenant_id = :tenant AND h.building_id = b.id
-                         AND h.unit_id IS NOT DISTINCT FROM u.id AND h.house_no = t.h
-            WHERE (t.u IS NULL) = (u.id IS NULL) AND h.archived_at IS NULL
+            SELECT h.id, h.community_id, h.building_id, h.unit_id, h.house_no
+            FROM unnest(CAST(:bids AS uuid[]), CAST(:uids AS uuid[]),
+                        CAST(:hnos AS text[])) AS t(b, u, h)
+            JOIN houses h ON h.tenant_id = :tenant AND h.building_id = t.b
+                AND h.unit_id = t.u AND h.house_no = t.h
+            WHERE h.archived_at IS NULL
+            UNION ALL
+            SELECT h.id, h.community_id, h.building_id, h.unit_id, h.house_no
+            FROM unnest(CAST(:bids0 AS uuid[]), CAST(:hnos0 AS text[])) AS t(b, h)
+            JOIN houses h ON h.tenant_id = :tenant AND h.building_id = t.b
+                AND h.unit_id IS NULL AND h.house_no = t.h
+            WHERE h.archived_at IS NULL
             """
         ),
         {
-            "tenant": _tenant(actor),
-            "cids": [codes[k[0]] for k in wanted],
-            "bnos": [k[1] for k in wanted],
-            "unos": [k[2] for k in wanted],
-            "hnos": [k[3] for k in wanted],
+            "tenant": tenant_id,
+            "bids": [k[0] for k in with_unit],
+            "uids": [k[1] for k in with_unit],
+            "hnos": [k[2] for k in with_unit],
+            "bids0": [k[0] for k in without_unit],
+            "hnos0": [k[2] for k in without_unit],
         },
     )
-    for house_id, community_id, building_no, unit_no, house_no in rows.all():
-        resolved.ids[(code_of[community_id], building_no, unit_no, house_no)] = house_id
+    for house_id, community_id, building_id, unit_id, house_no in rows.all():
+        asked_key = asked.get((building_id, unit_id, house_no))
+        if asked_key is None or code_of.get(community_id) != asked_key[0]:
+            continue
+        resolved.ids[asked_key] = house_id
         resolved.community_of[house_id] = community_id
     return resolved
 
@@ -1065,3 +1143,49 @@ async def community_counts(session: AsyncSession, actor: Actor) -> list[Communit
         )
         for c in communities
     ]
+
+
+# --- export ------------------------------------------------------------------------------
+
+EXPORT_CHUNK = 2000  # rows fetched per round trip from the server-side cursor
+
+
+async def stream_houses(session: AsyncSession, actor: Actor) -> AsyncIterator[HouseRow]:
+    """Every house the actor may see, as import rows (导出), from a server-side cursor."""
+    statement = (
+        select(
+            Community.code,
+            Building.building_no,
+            Unit.unit_no,
+            House.house_no,
+            House.floor,
+            House.building_area,
+            House.inner_area,
+            House.house_type,
+            House.status,
+        )
+        .join(
+            Building, (Building.tenant_id == House.tenant_id) & (Building.id == House.building_id)
+        )
+        .join(
+            Community,
+            (Community.tenant_id == House.tenant_id) & (Community.id == House.community_id),
+        )
+        .outerjoin(Unit, (Unit.tenant_id == House.tenant_id) & (Unit.id == House.unit_id))
+        .where(community_scope(actor, House.community_id), House.archived_at.is_(None))
+        .order_by(Community.code, Building.building_no, Unit.unit_no, House.house_no)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )
+    result = await session.stream(statement)
+    async for code, building_no, unit_no, house_no, floor, area, inner, kind, status in result:
+        yield HouseRow(
+            community_code=code,
+            building_no=building_no,
+            unit_no=unit_no,
+            house_no=house_no,
+            floor=floor,
+            building_area=area,
+            inner_area=inner,
+            house_type=HouseType(kind).value,
+            status=HouseStatus(status).value,
+        )

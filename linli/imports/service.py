@@ -51,7 +51,7 @@ log = structlog.get_logger("linli.imports")
 MAX_STORED_ERRORS = 5000  # per job; error_rows keeps the full count
 MAX_REPORTED_ERRORS = 1000  # per dry-run response
 HEADER_SEARCH_ROWS = 20  # real sheets put a title and notes above the header
-BATCH_ROWS = 5000
+BATCH_ROWS = 20000  # a batch is a handful of set-based statements whatever its size
 TASK_NAME = "linli.imports.run_import"
 
 _EXCEL_ERRORS = frozenset(
@@ -161,7 +161,7 @@ async def community_context(session: AsyncSession, actor: Actor) -> k.RowContext
     from linli.tenancy import service as tenancy_service
 
     found = await session.scalars(tenancy_service.readable_communities(actor))
-    communities = cast("Sequence[Community]", found.all())
+    communities: Sequence[Community] = found.all()
     spellings: dict[str, str] = {}
     names: dict[str, list[str]] = {}
     for community in communities:

@@ -165,17 +165,19 @@ class HouseClaim(TenantOwned, Base):
 
 
 class ResidentCompany(Base):
-    """Which companies know a phone: a platform directory, hash only (no tenant data).
+    """Which companies know a phone: a platform directory, hash only (no personal data).
 
     A portal user has no tenant; this is how "my homes" finds the companies to
     look in without scanning every tenant. It holds nothing but the keyed hash
-    and a company id, so it is a platform table (no ``tenant_id`` column, no
-    RLS); each company's rows are still read under that company's RLS.
+    and the tenant id, and it must be readable across tenants, so it is a
+    platform table without RLS; each company's rows are still read under that
+    company's RLS. The schema guard lists it, with this reason, among the few
+    global tables allowed a ``tenant_id`` column (tests/core/test_schema_guard.py).
     """
 
     __tablename__ = "resident_companies"
 
     phone_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
-    company_id: Mapped[uuid.UUID] = mapped_column(
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, exists, select, text
@@ -478,3 +478,49 @@ async def upsert_staff_records(
         )
         await outbox.emit(session, actor, events.STAFF_RECORDS_IMPORTED, detail)
     return outcome
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+async def stream_staff_records(
+    session: AsyncSession, actor: Actor
+) -> AsyncIterator[StaffRecordRow]:
+    """Every staff record the actor may see, as import rows (导出), chunk by chunk.
+
+    Each chunk of records from the server-side cursor costs two more statements
+    (communities, certificates), never one per record.
+    """
+    from linli.tenancy.models import Community
+
+    code_of = dict((await session.execute(select(Community.id, Community.code))).tuples().all())
+    statement = (
+        readable_records(actor)
+        .order_by(StaffRecord.employee_no)
+        .execution_options(yield_per=estate.EXPORT_CHUNK)
+    )
+    result = await session.stream_scalars(statement)
+    async for chunk in result.partitions():
+        records = list(chunk)
+        communities, certificates = await record_details(
+            session, actor, record_ids=[r.id for r in records]
+        )
+        for record in records:
+            yield StaffRecordRow(
+                employee_no=record.employee_no,
+                name=record.name,
+                phone=crypto.decrypt(record.phone_enc) if record.phone_enc else None,
+                department=record.department,
+                position=record.position,
+                employment_type=EmploymentType(record.employment_type).value,
+                hire_date=record.hire_date,
+                birth_date=record.birth_date,
+                education=record.education,
+                community_codes=tuple(
+                    sorted(code_of[c] for c in communities[record.id] if c in code_of)
+                ),
+                certificates=tuple(
+                    CertificateRow(c.cert_type, c.number, c.expires_on)
+                    for c in certificates[record.id]
+                ),
+            )

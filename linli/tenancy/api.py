@@ -26,14 +26,22 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("/communities", response_model=Page[CommunityRead], summary="Communities I may see")
-async def list_communities(actor: CommunityReader, session: DbSession, page: Paging) -> Page[CommunityRead]:
+async def list_communities(
+    actor: CommunityReader, session: DbSession, page: Paging
+) -> Page[CommunityRead]:
     rows, cursor = await service.list_communities(session, actor, page=page)
-    return Page[CommunityRead](items=[CommunityRead.model_validate(r) for r in rows], next_cursor=cursor)
+    return Page[CommunityRead](
+        items=[CommunityRead.model_validate(r) for r in rows], next_cursor=cursor
+    )
 
 
 @router.get("/communities/{community_id}", response_model=CommunityRead)
-async def get_community(actor: CommunityReader, session: DbSession, community_id: uuid.UUID) -> CommunityRead:
-    return CommunityRead.model_validate(await service.get_community(session, actor, community_id=community_id))
+async def get_community(
+    actor: CommunityReader, session: DbSession, community_id: uuid.UUID
+) -> CommunityRead:
+    return CommunityRead.model_validate(
+        await service.get_community(session, actor, community_id=community_id)
+    )
 
 
 @router.post("/communities", response_model=CommunityRead, status_code=201)
@@ -48,7 +56,11 @@ async def create_community(
     return result
 
 
-@router.get("/operator/tenants", response_model=Page[TenantRead], summary="Property companies on this platform")
+@router.get(
+    "/operator/tenants",
+    response_model=Page[TenantRead],
+    summary="Property companies on this platform",
+)
 async def list_tenants(actor: TenantManager, session: DbSession, page: Paging) -> Page[TenantRead]:
     rows, cursor = await service.list_tenants(session, actor, page=page)
     return Page[TenantRead](items=[TenantRead.model_validate(r) for r in rows], next_cursor=cursor)
@@ -59,7 +71,9 @@ async def create_tenant(
     actor: TenantManager, session: DbSession, body: TenantCreate, idempotency: IdempotencyDep
 ) -> TenantRead:
     async def create() -> TenantRead:
-        return TenantRead.model_validate(await service.create_tenant(session, actor, **body.model_dump()))
+        return TenantRead.model_validate(
+            await service.create_tenant(session, actor, **body.model_dump())
+        )
 
     result: TenantRead = await idempotency.run(session, actor, create, status_code=201)
     return result

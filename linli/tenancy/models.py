@@ -45,7 +45,9 @@ class Community(TenantOwned, Base):
     archived_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # Estate profile (added by migration 0002; rules in linli.estate.service).
     area_m2: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), default=None)  # 总建筑面积
-    contact_phone: Mapped[str] = mapped_column(String(32), default="")  # 物业服务中心电话 (not personal)
+    contact_phone: Mapped[str] = mapped_column(
+        String(32), default=""
+    )  # 物业服务中心电话 (not personal)
     # 物业费 settings, shape = linli.estate.schemas.FeeSettings (rates per m² by house type, ...).
     fee_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 

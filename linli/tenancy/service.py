@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,43 +17,74 @@ from linli.core.pagination import PageParams, make_page, paginate_statement
 from linli.db.engine import set_tenant
 from linli.tenancy.models import Community, Tenant, TenantStatus
 
+S = TypeVar("S", bound=Select[Any])
 
-def readable_communities(actor: Actor) -> Select[Community]:
-    """Communities this actor may see: RLS fences the company, this fences the grants."""
-    statement = select(Community).where(Community.archived_at.is_(None))
+
+def scoped_to_actor(statement: S, actor: Actor) -> S:
+    """Keep the communities this actor may see: RLS fences the company, this the grants."""
+    statement = statement.where(Community.archived_at.is_(None))
     if not actor.all_communities:
         statement = statement.where(Community.id.in_(actor.community_ids or [uuid.UUID(int=0)]))
     return statement
 
 
+def readable_communities(actor: Actor) -> Select[Community]:
+    return scoped_to_actor(select(Community), actor)
+
+
 async def list_communities(
     session: AsyncSession, actor: Actor, *, page: PageParams
-) -> tuple[list[Community], str | None]:
-    rows = (await session.scalars(paginate_statement(readable_communities(actor), Community.id, page))).all()
+) -> tuple[list[Row[Any]], str | None]:
+    """A page of communities as plain rows (same attribute names as the model).
+
+    The hottest read of the console; rows skip the ORM's identity map and
+    attribute instrumentation, which cost more than the query itself here.
+    """
+    columns = scoped_to_actor(select(*Community.__table__.c), actor)
+    rows = (await session.execute(paginate_statement(columns, Community.id, page))).all()
     return make_page(list(rows), page)
 
 
-async def get_community(session: AsyncSession, actor: Actor, *, community_id: uuid.UUID) -> Community:
-    community = await session.scalar(readable_communities(actor).where(Community.id == community_id))
+async def get_community(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID
+) -> Community:
+    community = await session.scalar(
+        readable_communities(actor).where(Community.id == community_id)
+    )
     if community is None:
         raise NotFound("Community not found.", code="community_not_found")
     return community
 
 
 async def create_community(
-    session: AsyncSession, actor: Actor, *, code: str, name: str, address: str = "", timezone: str = "Asia/Shanghai"
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    code: str,
+    name: str,
+    address: str = "",
+    timezone: str = "Asia/Shanghai",
 ) -> Community:
     assert actor.tenant_id is not None
-    community = Community(tenant_id=actor.tenant_id, code=code, name=name, address=address, timezone=timezone)
+    community = Community(
+        tenant_id=actor.tenant_id, code=code, name=name, address=address, timezone=timezone
+    )
     session.add(community)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict("A community with this code already exists.", code="community_code_taken") from exc
-    await audit.record(session, actor, "community.create", target_type="community", target_id=community.id)
+        raise Conflict(
+            "A community with this code already exists.", code="community_code_taken"
+        ) from exc
+    await audit.record(
+        session, actor, "community.create", target_type="community", target_id=community.id
+    )
     await outbox.emit(
-        session, actor, "community.created", {"community_id": str(community.id), "code": code, "name": name}
+        session,
+        actor,
+        "community.created",
+        {"community_id": str(community.id), "code": code, "name": name},
     )
     return community
 
@@ -67,7 +98,9 @@ async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
     return await session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
 
 
-async def list_tenants(session: AsyncSession, actor: Actor, *, page: PageParams) -> tuple[list[Tenant], str | None]:
+async def list_tenants(
+    session: AsyncSession, actor: Actor, *, page: PageParams
+) -> tuple[list[Tenant], str | None]:
     rows = (await session.scalars(paginate_statement(select(Tenant), Tenant.id, page))).all()
     return make_page(list(rows), page)
 
@@ -91,7 +124,9 @@ async def create_tenant(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict("A company with this code already exists.", code="tenant_slug_taken") from exc
+        raise Conflict(
+            "A company with this code already exists.", code="tenant_slug_taken"
+        ) from exc
     await audit.record(session, actor, "tenant.create", target_type="tenant", target_id=tenant.id)
     await set_tenant(session, tenant.id)
     system = Actor.system(tenant.id)

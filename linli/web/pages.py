@@ -8,11 +8,12 @@ declares its permission (StaffPage, ResidentPage or PublicPage), like API routes
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.staticfiles import StaticFiles
 
@@ -132,11 +133,11 @@ async def console_shell(request: Request, session: AsyncSession, actor: Actor) -
 
 
 async def _chosen_community(
-    request: Request, session: AsyncSession, actor: Actor, listed: list[Community]
-) -> Community | None:
+    request: Request, session: AsyncSession, actor: Actor, listed: Sequence[Row[Any]]
+) -> Community | Row[Any] | None:
     """The community in the cookie, checked against the grants on every request."""
     raw = request.cookies.get(COMMUNITY_COOKIE)
-    chosen: Community | None = None
+    chosen: Community | Row[Any] | None = None
     if raw:
         try:
             wanted = uuid.UUID(raw)

@@ -13,7 +13,9 @@ from tests.factories import PASSWORD, make_company
 async def _refresh(token: str) -> object:
     try:
         async with unit_of_work() as session:
-            return await service.refresh_staff(session, refresh_token=token, ip=None, request_id=None)
+            return await service.refresh_staff(
+                session, refresh_token=token, ip=None, request_id=None
+            )
     except Unauthorized as exc:
         return exc
 
@@ -22,7 +24,12 @@ async def test_concurrent_refresh_with_one_token_does_not_hang() -> None:
     company = await make_company(communities=0)
     async with unit_of_work() as session:
         issued = await service.login_staff(
-            session, company=company.slug, login="admin", password=PASSWORD, ip=None, request_id=None
+            session,
+            company=company.slug,
+            login="admin",
+            password=PASSWORD,
+            ip=None,
+            request_id=None,
         )
     async with asyncio.timeout(15):
         results = await asyncio.gather(*(_refresh(issued.refresh_token) for _ in range(2)))
@@ -35,7 +42,12 @@ async def test_reused_token_revokes_the_family_even_though_the_request_fails() -
     company = await make_company(communities=0)
     async with unit_of_work() as session:
         issued = await service.login_staff(
-            session, company=company.slug, login="admin", password=PASSWORD, ip=None, request_id=None
+            session,
+            company=company.slug,
+            login="admin",
+            password=PASSWORD,
+            ip=None,
+            request_id=None,
         )
     rotated = await _refresh(issued.refresh_token)
     assert not isinstance(rotated, Unauthorized)

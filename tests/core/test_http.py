@@ -46,7 +46,9 @@ async def test_readyz_reports_a_dead_broker(client, monkeypatch: pytest.MonkeyPa
 
 async def test_metrics_count_requests_by_route_template(client) -> None:
     company = await make_company(communities=1)
-    await client.get(f"/api/v1/communities/{company.communities[0]}", headers=bearer(staff_token(company)))
+    await client.get(
+        f"/api/v1/communities/{company.communities[0]}", headers=bearer(staff_token(company))
+    )
     text = (await client.get("/metrics")).text
     assert 'route="/api/v1/communities/{community_id}"' in text
     assert str(company.communities[0]) not in text
@@ -56,7 +58,9 @@ def test_logs_never_carry_phones_tokens_or_id_numbers() -> None:
     event = {
         "event": "sign-in for 13912345678 failed",
         "phone": "13912345678",
-        "headers": {"authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sgnaturexx"},
+        "headers": {
+            "authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sgnaturexx"
+        },
         "note": "id 11010519491231002X, token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijk",
         "status_code": 401,
     }

@@ -129,7 +129,9 @@ async def test_killed_worker_event_is_delivered_after_restart_once_per_consumer(
             timeout=60,
             what=lambda: f"sink accepted {sorted(sink.accepted)}; worker said:\n{second.output()}",
         )
-        assert "worker.job_recovered" in second.output(tail=None), "the restarted worker took the job back"
+        assert "worker.job_recovered" in second.output(tail=None), (
+            "the restarted worker took the job back"
+        )
         counts = await delivery_counts(company.id)
         assert {k: v for k, v in counts.items() if k[0] in ours} == dict.fromkeys(expected, 1)
         # The receiver, de-duplicating by event id, has every event; the held one came twice.

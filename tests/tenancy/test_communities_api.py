@@ -22,7 +22,9 @@ async def test_list_is_cursor_paginated(client) -> None:
     cursor = None
     while True:
         params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
-        page = (await client.get("/api/v1/communities", headers=bearer(token), params=params)).json()
+        page = (
+            await client.get("/api/v1/communities", headers=bearer(token), params=params)
+        ).json()
         seen += [item["id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -39,7 +41,9 @@ async def test_create_is_idempotent_and_rejects_a_changed_body(client) -> None:
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     assert second.headers.get("Idempotent-Replayed") == "true"
-    changed = await client.post("/api/v1/communities", headers=headers, json=body | {"name": "别的"})
+    changed = await client.post(
+        "/api/v1/communities", headers=headers, json=body | {"name": "别的"}
+    )
     assert changed.status_code == 422
     assert changed.json()["code"] == "idempotency_key_reused"
     listed = await client.get("/api/v1/communities", headers=bearer(staff_token(company)))

@@ -20,6 +20,9 @@ depends_on: str | Sequence[str] | None = None
 TENANT_TABLES = (
     'buildings', 'units', 'houses', 'parking_areas', 'parking_spaces', 'facilities', 'residents', 'resident_houses', 'vehicles', 'house_claims', 'staff_records', 'staff_certificates', 'staff_record_communities',
 )
+# Global (no RLS) although it has tenant_id: a directory phone blind index -> companies that a
+# portal user, who belongs to no tenant, needs before any tenant can be set. The schema guard
+# allows it by name (tests/core/test_schema_guard.py GLOBAL_TENANT_DIRECTORIES).
 GLOBAL_TABLES = ("resident_companies",)
 
 
@@ -209,9 +212,9 @@ def upgrade() -> None:
     op.create_index(op.f('ix_house_claims_tenant_id_community_id_status'), 'house_claims', ['tenant_id', 'community_id', 'status'], unique=False)
     op.create_table('resident_companies',
     sa.Column('phone_hash', sa.LargeBinary(), nullable=False),
-    sa.Column('company_id', sa.Uuid(), nullable=False),
-    sa.ForeignKeyConstraint(['company_id'], ['tenants.id'], name=op.f('fk_resident_companies_company_id'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('phone_hash', 'company_id', name=op.f('pk_resident_companies'))
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_resident_companies_tenant_id'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('phone_hash', 'tenant_id', name=op.f('pk_resident_companies'))
     )
     op.create_table('staff_records',
     sa.Column('employee_no', sa.String(length=40), nullable=False),
