@@ -79,7 +79,9 @@ def resident_rows(size: int) -> list[list[Any]]:
     rows = []
     for i in range(size):
         building, unit, house = house_of(i)
-        born = dt.date(1950, 1, 1) + dt.timedelta(days=(i * 37) % 18000)
+        # The ID number is region + birth date + serial: (birth, serial) must differ for every
+        # row, or two people with different phones would share an ID number.
+        born = dt.date(1950, 1, 1) + dt.timedelta(days=((i // 1000) * 173) % 18000)
         relation = RELATIONS[i % 4]
         tenant = relation == "租户"
         rows.append(

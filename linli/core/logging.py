@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -61,7 +61,7 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     structlog.configure(
         processors=[*shared, redact_processor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )
     # Route stdlib logging (uvicorn, procrastinate, alembic) through the same redaction.
@@ -80,6 +80,16 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     root.handlers = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+
+
+class _CurrentStderr:
+    """A file that is whatever sys.stderr is at write time (test runners swap and close it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
