@@ -248,14 +248,57 @@ def seed(
     demo: Annotated[
         bool, typer.Option("--demo", help="The demo company, staff and residents.")
     ] = False,
+    houses: Annotated[
+        int,
+        typer.Option(
+            "--houses",
+            min=0,
+            max=10_000_000,
+            help="Generate this many houses with residents, vehicles and staff records.",
+        ),
+    ] = 0,
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Company code to generate into (with --houses).")
+    ] = "demo",
 ) -> None:
     """Put data in the database (it must be migrated: run `linli migrate` first)."""
-    if not demo:
-        raise CliError("nothing to seed: pass --demo")
+    if not demo and not houses:
+        raise CliError("nothing to seed: pass --demo and/or --houses N")
     _quiet_logs()
-    with _progress() as progress:
-        result = _seed_demo(progress)
-    out.print(_demo_table(result))
+    if demo:
+        with _progress() as progress:
+            result = _seed_demo(progress)
+        out.print(_demo_table(result))
+    if houses:
+        _seed_houses(tenant, houses)
+
+
+def _seed_houses(tenant: str, houses: int) -> None:
+    """Realistic generated estate data, set-based (see linli/estate/seed.py)."""
+    from linli.db.engine import unit_of_work
+    from linli.estate.seed import seed_houses
+    from linli.tenancy import service as tenancy_service
+
+    async def generate() -> None:
+        async with unit_of_work() as session:
+            company = await tenancy_service.get_tenant_by_slug(session, tenant)
+            if company is None:
+                raise CliError(f"no company with code {tenant!r}")
+            company_id = company.id
+        with _progress() as progress:
+            task = progress.add_task(f"houses for {tenant}", total=houses)
+            report = await seed_houses(
+                tenant_id=company_id,
+                houses=houses,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        out.print(
+            f"{report.houses:,} houses, {report.residents:,} residents, "
+            f"{report.vehicles:,} vehicles, {report.staff_records:,} staff records "
+            f"in {report.seconds:.1f} s"
+        )
+
+    _run_async(generate())
 
 
 @app.command()

@@ -146,3 +146,19 @@ def test_an_unknown_role_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, [*BASE, "--tenant", "co", "--role", "emperor"])
     assert result.exit_code == 2
     assert "emperor" in result.stderr and "Traceback" not in result.output
+
+
+async def test_seed_houses_generates_estate_data_into_the_named_company(client) -> None:
+    from sqlalchemy import func, select
+
+    from linli.db.engine import unit_of_work
+    from linli.estate.models import House
+
+    company = await make_company(communities=0)
+    done = linli("seed", "--houses", "300", "--tenant", company.slug)
+    assert done.returncode == 0, done.stderr
+    assert "300 houses" in done.stdout
+    async with unit_of_work(company.id) as session:
+        assert await session.scalar(select(func.count()).select_from(House)) == 300
+    assert_clear_error(linli("seed", "--houses", "5", "--tenant", "no-such-co"), "no-such-co")
+    assert_clear_error(linli("seed"), "nothing to seed")
