@@ -43,6 +43,7 @@ from linli.core.errors import (
 from linli.core.ids import new_id
 from linli.core.models import AuditEntry
 from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.core.persistence import flush_or_conflict
 from linli.db.engine import set_tenant, unit_of_work
 from linli.tenancy import service as tenancy_service
 from linli.tenancy.models import Community, Operator, Tenant, TenantStatus
@@ -580,11 +581,9 @@ async def create_operator(
         is_active=True,
     )
     session.add(operator)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("This operator username is already used.", code="operator_taken") from exc
+    await flush_or_conflict(
+        session, Conflict("This operator username is already used.", code="operator_taken")
+    )
     await audit.record(
         session, Actor.system(), "operator.create", target_type="operator", target_id=operator.id
     )
@@ -852,11 +851,7 @@ async def create_staff(
         failed_logins=0,
     )
     session.add(staff)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise _taken() from exc
+    await flush_or_conflict(session, _taken())
     await _set_grants(session, tenant_id, staff.id, list(community_ids))
     await audit.record(
         session,
@@ -944,11 +939,7 @@ async def update_staff(
         access_changed = True
     if not changed:
         return StaffMember(user=user, community_ids=current_grants)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise _taken() from exc
+    await flush_or_conflict(session, _taken())
     if access_changed:
         await _revoke_staff_tokens(session, tenant_id, user.id)
     detail: dict[str, Any] = {"fields": changed}

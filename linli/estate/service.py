@@ -27,6 +27,7 @@ from linli.core import audit, outbox
 from linli.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from linli.core.ids import new_id
 from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.core.persistence import flush_or_conflict
 from linli.estate import events
 from linli.estate.models import (
     Building,
@@ -176,11 +177,7 @@ async def update_community_profile(
 
 async def _unique_insert(session: AsyncSession, row: Any, message: str, code: str) -> None:
     session.add(row)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(message, code=code) from exc
+    await flush_or_conflict(session, Conflict(message, code=code))
 
 
 async def create_building(
@@ -371,11 +368,9 @@ async def update_house(
     for key in changed:
         setattr(house, key, changes[key])
     _check_areas(house.building_area, house.inner_area)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("This house number already exists.", code="house_no_taken") from exc
+    await flush_or_conflict(
+        session, Conflict("This house number already exists.", code="house_no_taken")
+    )
     if changed:
         await audit.record(
             session,
@@ -824,17 +819,36 @@ async def upsert_houses(
         },
     )
     flags = [bool(f) for (f,) in result.all()]
-    created = sum(flags)
-    updated = len(flags) - created
-    outcome = UpsertResult(
-        created=created, updated=updated, unchanged=len(rows) - created - updated
+    return await record_bulk_upsert(
+        session,
+        actor,
+        target="house",
+        event=events.HOUSES_IMPORTED,
+        inserted=flags,
+        total=len(rows),
     )
+
+
+async def record_bulk_upsert(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    target: str,
+    event: str,
+    inserted: list[bool],
+    total: int,
+) -> UpsertResult:
+    """Count a set-based upsert (one flag per written row: inserted, else updated), then
+    audit and announce it once for the batch, and only when something changed."""
+    created = sum(inserted)
+    updated = len(inserted) - created
+    outcome = UpsertResult(created=created, updated=updated, unchanged=total - created - updated)
     if created or updated:
         detail = {"created": created, "updated": updated, "unchanged": outcome.unchanged}
         await audit.record(
-            session, actor, "house.upsert", target_type="house", target_id="bulk", detail=detail
+            session, actor, f"{target}.upsert", target_type=target, target_id="bulk", detail=detail
         )
-        await outbox.emit(session, actor, events.HOUSES_IMPORTED, detail)
+        await outbox.emit(session, actor, event, detail)
     return outcome
 
 

@@ -37,6 +37,7 @@ from linli.core import audit, crypto, outbox
 from linli.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from linli.core.ids import new_id
 from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.core.persistence import flush_or_conflict
 from linli.db.engine import set_tenant
 from linli.estate import events
 from linli.estate import service as estate
@@ -230,13 +231,10 @@ async def create_resident(
         tags=list(tags),
     )
     session.add(resident)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "A resident with this phone or ID number already exists.", code="resident_exists"
-        ) from exc
+    await flush_or_conflict(
+        session,
+        Conflict("A resident with this phone or ID number already exists.", code="resident_exists"),
+    )
     if resident.phone_hash:
         await _remember_tenant(session, tenant_id, [resident.phone_hash])
     await audit.record(
@@ -282,13 +280,10 @@ async def update_resident(
             resident.id_card_enc = crypto.encrypt(id_card) if id_card else None
             resident.id_card_hash = new_hash
             changed.append("id_card")
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "A resident with this phone or ID number already exists.", code="resident_exists"
-        ) from exc
+    await flush_or_conflict(
+        session,
+        Conflict("A resident with this phone or ID number already exists.", code="resident_exists"),
+    )
     if "phone" in changed and resident.phone_hash:
         await _remember_tenant(session, _tenant(actor), [resident.phone_hash])
     if changed:
@@ -476,11 +471,9 @@ async def move_in(
         source=source,
     )
     session.add(link)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("This resident already lives in this house.", code="already_linked") from exc
+    await flush_or_conflict(
+        session, Conflict("This resident already lives in this house.", code="already_linked")
+    )
     await audit.record(
         session,
         actor,
@@ -626,13 +619,9 @@ async def register_vehicle(
         color=color,
     )
     session.add(vehicle)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "This plate is already registered in this community.", code="plate_taken"
-        ) from exc
+    await flush_or_conflict(
+        session, Conflict("This plate is already registered in this community.", code="plate_taken")
+    )
     await audit.record(
         session, actor, "vehicle.register", target_type="vehicle", target_id=vehicle.id
     )
@@ -1127,18 +1116,14 @@ async def upsert_vehicles(
         },
     )
     flags = [bool(f) for (f,) in result.all()]
-    created = sum(flags)
-    updated = len(flags) - created
-    outcome = UpsertResult(
-        created=created, updated=updated, unchanged=len(rows) - created - updated
+    return await estate.record_bulk_upsert(
+        session,
+        actor,
+        target="vehicle",
+        event=events.VEHICLES_IMPORTED,
+        inserted=flags,
+        total=len(rows),
     )
-    if created or updated:
-        detail = {"created": created, "updated": updated, "unchanged": outcome.unchanged}
-        await audit.record(
-            session, actor, "vehicle.upsert", target_type="vehicle", target_id="bulk", detail=detail
-        )
-        await outbox.emit(session, actor, events.VEHICLES_IMPORTED, detail)
-    return outcome
 
 
 # --- the resident portal: claims, my homes, members --------------------------------------
@@ -1214,13 +1199,9 @@ async def submit_claim(
         relation=relation,
     )
     session.add(claim)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "You already have a pending claim on this house.", code="claim_pending"
-        ) from exc
+    await flush_or_conflict(
+        session, Conflict("You already have a pending claim on this house.", code="claim_pending")
+    )
     # The company now knows this phone (as a claimant), so "my homes" lists the claim's status.
     await _remember_tenant(session, tenant.id, [account.phone_hash])
     await audit.record(

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, exists, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.auth.actor import Actor
@@ -22,6 +21,7 @@ from linli.core import audit, crypto, outbox
 from linli.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from linli.core.ids import new_id
 from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.core.persistence import flush_or_conflict
 from linli.estate import events
 from linli.estate import service as estate
 from linli.estate.rows import CertificateRow, StaffRecordRow, UpsertResult
@@ -196,11 +196,9 @@ async def create_record(
         staff_user_id=staff_user_id,
     )
     session.add(record)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("This employee number already exists.", code="employee_no_taken") from exc
+    await flush_or_conflict(
+        session, Conflict("This employee number already exists.", code="employee_no_taken")
+    )
     await _set_communities(session, tenant_id, record.id, community_ids)
     for cert in certificates:
         session.add(

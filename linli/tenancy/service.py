@@ -6,7 +6,6 @@ import uuid
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.auth.actor import Actor
@@ -14,6 +13,7 @@ from linli.auth.permissions import Role
 from linli.core import audit, outbox
 from linli.core.errors import Conflict, NotFound
 from linli.core.pagination import PageParams, make_page, paginate_statement
+from linli.core.persistence import flush_or_conflict
 from linli.db.engine import set_tenant
 from linli.tenancy.models import Community, Tenant, TenantStatus
 
@@ -70,13 +70,9 @@ async def create_community(
         tenant_id=actor.tenant_id, code=code, name=name, address=address, timezone=timezone
     )
     session.add(community)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "A community with this code already exists.", code="community_code_taken"
-        ) from exc
+    await flush_or_conflict(
+        session, Conflict("A community with this code already exists.", code="community_code_taken")
+    )
     await audit.record(
         session, actor, "community.create", target_type="community", target_id=community.id
     )
@@ -120,13 +116,9 @@ async def create_tenant(
 
     tenant = Tenant(slug=slug, name=name, status=TenantStatus.ACTIVE)
     session.add(tenant)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "A company with this code already exists.", code="tenant_slug_taken"
-        ) from exc
+    await flush_or_conflict(
+        session, Conflict("A company with this code already exists.", code="tenant_slug_taken")
+    )
     await audit.record(session, actor, "tenant.create", target_type="tenant", target_id=tenant.id)
     await set_tenant(session, tenant.id)
     system = Actor.system(tenant.id)
