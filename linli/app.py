@@ -23,7 +23,7 @@ API_ROUTERS = (
     "linli.residents.api",
     "linli.staff.api",
 )
-PAGE_ROUTERS = ("linli.web.pages",)
+PAGE_ROUTERS = ("linli.web.pages", "linli.imports.pages", "linli.estate.pages")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         # Spreadsheet uploads: the import service refuses files over its own limit
         # with a clearer message; the slack covers the multipart envelope.
-        path_limits={"/api/v1/imports": settings.import_max_bytes + 1024 * 1024},
+        path_limits={
+            "/api/v1/imports": settings.import_max_bytes + 1024 * 1024,
+            "/console/imports": settings.import_max_bytes + 1024 * 1024,
+        },
     )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -98,6 +98,16 @@ register(
         10,
     )
 )
+register(
+    NavItem(
+        "imports",
+        N_("Import and export"),
+        "/console/imports",
+        Permission.IMPORTS_RUN,
+        "list",
+        85,
+    )
+)
 for _key, _label, _permission, _icon, _order in (
     ("estate", N_("Estate"), Permission.ESTATE_READ, "grid", 20),
     ("residents", N_("Residents"), Permission.RESIDENTS_READ, "people", 30),

@@ -109,7 +109,7 @@ async def test_nav_hides_staff_and_audit_for_front_desk(web: httpx.AsyncClient) 
     page = await web.get("/console")
     assert page.status_code == 200
     assert 'href="/console/communities"' in page.text
-    assert 'href="/console/soon/residents"' in page.text  # front desk holds residents.read
+    assert 'href="/console/residents"' in page.text  # front desk holds residents.read
     assert 'href="/console/soon/staff"' not in page.text
     assert 'href="/console/soon/audit"' not in page.text
     # Hiding is not the fence: the page itself refuses, as an HTML page.
