@@ -23,7 +23,12 @@ API_ROUTERS = (
     "linli.residents.api",
     "linli.staff.api",
 )
-PAGE_ROUTERS = ("linli.web.pages", "linli.imports.pages", "linli.estate.pages")
+PAGE_ROUTERS = (
+    "linli.web.pages",
+    "linli.imports.pages",
+    "linli.estate.pages",
+    "linli.auth.pages",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,12 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     import importlib
 
     for module_name in (*API_ROUTERS, *PAGE_ROUTERS):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a domain not built yet
+        module = importlib.import_module(module_name)
         app.include_router(module.router)
         mount = getattr(module, "mount_static", None)
         if mount is not None:

@@ -110,10 +110,10 @@ async def test_nav_hides_staff_and_audit_for_front_desk(web: httpx.AsyncClient) 
     assert page.status_code == 200
     assert 'href="/console/communities"' in page.text
     assert 'href="/console/residents"' in page.text  # front desk holds residents.read
-    assert 'href="/console/soon/staff"' not in page.text
-    assert 'href="/console/soon/audit"' not in page.text
+    assert 'href="/console/staff"' not in page.text
+    assert 'href="/console/audit"' not in page.text
     # Hiding is not the fence: the page itself refuses, as an HTML page.
-    refused = await web.get("/console/soon/audit")
+    refused = await web.get("/console/audit")
     assert refused.status_code == 403
     assert refused.headers["content-type"].startswith("text/html")
     assert "无权访问" in text_of(refused)
@@ -123,9 +123,9 @@ async def test_nav_shows_staff_and_audit_to_a_company_admin(web: httpx.AsyncClie
     company = await make_company()
     await staff_sign_in(web, company=company.slug, login="admin", password=PASSWORD)
     page = await web.get("/console")
-    for path in ("/console/soon/staff", "/console/soon/audit", "/console/communities"):
+    for path in ("/console/staff", "/console/audit", "/console/communities"):
         assert f'href="{path}"' in page.text
-    assert (await web.get("/console/soon/staff")).status_code == 200
+    assert (await web.get("/console/staff")).status_code == 200
 
 
 async def test_community_switcher_keeps_to_the_grants(web: httpx.AsyncClient) -> None:
