@@ -220,6 +220,4 @@ async def list_audit(
     rows, cursor = await service.list_audit_entries(
         session, actor, page=page, action=action, principal_id=principal_id, target_id=target_id
     )
-    return Page[AuditEntryRead](
-        items=[AuditEntryRead.model_validate(r) for r in rows], next_cursor=cursor
-    )
+    return Page[AuditEntryRead].of(rows, cursor)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import Annotated, Any, Generic, Self, TypeVar, get_args
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -25,6 +26,12 @@ MAX_LIMIT = 200
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+    @classmethod
+    def of(cls, rows: Iterable[Any], cursor: str | None) -> Self:
+        """``Page[X].of(rows, cursor)``: each row read into X (from attributes or a mapping)."""
+        (item_type,) = get_args(cls.model_fields["items"].annotation)
+        return cls(items=[item_type.model_validate(row) for row in rows], next_cursor=cursor)
 
 
 class PageParams(BaseModel):

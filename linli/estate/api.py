@@ -139,9 +139,7 @@ async def list_buildings(
     rows, cursor = await service.list_buildings(
         session, actor, community_id=community_id, page=page
     )
-    return Page[BuildingRead](
-        items=[BuildingRead.model_validate(r) for r in rows], next_cursor=cursor
-    )
+    return Page[BuildingRead].of(rows, cursor)
 
 
 @router.get("/buildings/{building_id}", response_model=BuildingRead)
@@ -195,7 +193,7 @@ async def list_units(
 ) -> Page[UnitRead]:
     await service.get_building(session, actor, building_id=building_id)
     rows, cursor = await service.list_units(session, actor, building_id=building_id, page=page)
-    return Page[UnitRead](items=[UnitRead.model_validate(r) for r in rows], next_cursor=cursor)
+    return Page[UnitRead].of(rows, cursor)
 
 
 @router.post("/houses", response_model=HouseRead, status_code=201)
@@ -232,7 +230,7 @@ async def list_houses(
         include_archived=include_archived,
     )
     rows, cursor = await service.list_houses(session, actor, filters=filters, page=page)
-    return Page[HouseRead](items=[HouseRead.model_validate(r) for r in rows], next_cursor=cursor)
+    return Page[HouseRead].of(rows, cursor)
 
 
 @router.get("/houses/{house_id}", response_model=HouseRead)
@@ -283,9 +281,7 @@ async def list_parking_areas(
     rows, cursor = await service.list_parking_areas(
         session, actor, community_id=community_id, page=page
     )
-    return Page[ParkingAreaRead](
-        items=[ParkingAreaRead.model_validate(r) for r in rows], next_cursor=cursor
-    )
+    return Page[ParkingAreaRead].of(rows, cursor)
 
 
 @router.post("/parking-spaces", response_model=ParkingSpaceRead, status_code=201)
@@ -311,9 +307,7 @@ async def list_parking_spaces(
     rows, cursor = await service.list_parking_spaces(
         session, actor, community_id=community_id, area_id=area_id, page=page
     )
-    return Page[ParkingSpaceRead](
-        items=[ParkingSpaceRead.model_validate(r) for r in rows], next_cursor=cursor
-    )
+    return Page[ParkingSpaceRead].of(rows, cursor)
 
 
 @router.post("/facilities", response_model=FacilityRead, status_code=201)
@@ -336,6 +330,4 @@ async def list_facilities(
     rows, cursor = await service.list_facilities(
         session, actor, community_id=community_id, page=page
     )
-    return Page[FacilityRead](
-        items=[FacilityRead.model_validate(r) for r in rows], next_cursor=cursor
-    )
+    return Page[FacilityRead].of(rows, cursor)

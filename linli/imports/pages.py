@@ -24,12 +24,19 @@ from linli.imports.api import XLSX, job_out, parse_mapping, read_upload
 from linli.imports.kinds import ImportKind
 from linli.imports.models import ImportMode, ImportStatus
 from linli.imports.schemas import render_errors
+from linli.web import nav
 from linli.web.nav import N_
 from linli.web.pages import StaffDb, console_shell
 from linli.web.session import ConsoleCsrf, StaffPage, describe
 from linli.web.templating import redirect, render
 
 router = APIRouter(route_class=DeclaredRoute, include_in_schema=False)
+
+nav.register(
+    nav.NavItem(
+        "imports", N_("Import and export"), "/console/imports", Permission.IMPORTS_RUN, "list", 85
+    )
+)
 
 PAGE_PATH = "/console/imports"
 

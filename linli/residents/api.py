@@ -184,9 +184,7 @@ async def list_vehicles(
     rows, cursor = await service.list_vehicles(
         session, actor, community_id=community_id, house_id=house_id, plate=plate, page=page
     )
-    return Page[VehicleRead](
-        items=[VehicleRead.model_validate(v) for v in rows], next_cursor=cursor
-    )
+    return Page[VehicleRead].of(rows, cursor)
 
 
 @router.post("/vehicles", response_model=VehicleRead, status_code=201)
@@ -213,7 +211,7 @@ async def list_claims(
     rows, cursor = await service.list_claims(
         session, actor, status=status, community_id=community_id, page=page
     )
-    return Page[ClaimRead](items=[ClaimRead.model_validate(c) for c in rows], next_cursor=cursor)
+    return Page[ClaimRead].of(rows, cursor)
 
 
 @router.post("/claims/{claim_id}/approve", response_model=ClaimRead)

@@ -30,9 +30,7 @@ async def list_communities(
     actor: CommunityReader, session: DbSession, page: Paging
 ) -> Page[CommunityRead]:
     rows, cursor = await service.list_communities(session, actor, page=page)
-    return Page[CommunityRead](
-        items=[CommunityRead.model_validate(r) for r in rows], next_cursor=cursor
-    )
+    return Page[CommunityRead].of(rows, cursor)
 
 
 @router.get("/communities/{community_id}", response_model=CommunityRead)
@@ -63,7 +61,7 @@ async def create_community(
 )
 async def list_tenants(actor: TenantManager, session: DbSession, page: Paging) -> Page[TenantRead]:
     rows, cursor = await service.list_tenants(session, actor, page=page)
-    return Page[TenantRead](items=[TenantRead.model_validate(r) for r in rows], next_cursor=cursor)
+    return Page[TenantRead].of(rows, cursor)
 
 
 @router.post("/operator/tenants", response_model=TenantRead, status_code=201)

@@ -98,23 +98,6 @@ register(
         10,
     )
 )
-register(
-    NavItem(
-        "imports",
-        N_("Import and export"),
-        "/console/imports",
-        Permission.IMPORTS_RUN,
-        "list",
-        85,
-    )
-)
-for _key, _label, _permission, _icon, _order in (
-    ("estate", N_("Estate"), Permission.ESTATE_READ, "grid", 20),
-    ("residents", N_("Residents"), Permission.RESIDENTS_READ, "people", 30),
-    ("staff", N_("Staff"), Permission.STAFF_READ, "badge", 80),
-    ("audit", N_("Audit log"), Permission.AUDIT_READ, "list", 90),
-):
-    register(NavItem(_key, _label, placeholder_path(_key), _permission, _icon, _order, True))
 
 for _key, _label, _icon, _order in (
     ("fees", N_("Pay fees"), "card", 10),

@@ -8,7 +8,7 @@ declares its permission (StaffPage, ResidentPage or PublicPage), like API routes
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -293,12 +293,17 @@ async def console_login(
     return redirect(request, target)
 
 
-@router.post("/console/logout", dependencies=[ConsoleCsrf])
-async def console_logout(request: Request, _: Anyone, session: PlatformDb) -> Response:
-    refresh = request.cookies.get(CONSOLE.refresh_cookie)
+async def _sign_out(
+    request: Request,
+    session: AsyncSession,
+    area: Area,
+    logout: Callable[..., Awaitable[None]],
+) -> Response:
+    """End the area's refresh family (if any), drop its cookies, back to its sign-in page."""
+    refresh = request.cookies.get(area.refresh_cookie)
     if refresh:
         try:
-            await auth_service.logout_staff(
+            await logout(
                 session,
                 refresh_token=refresh,
                 ip=client_ip(request),
@@ -306,9 +311,14 @@ async def console_logout(request: Request, _: Anyone, session: PlatformDb) -> Re
             )
         except DomainError:
             pass  # an unknown or spent token: the cookies go either way
-    clear_tokens(request, CONSOLE)
-    rotate_session_id(request, CONSOLE)
-    return redirect(request, CONSOLE.login_path)
+    clear_tokens(request, area)
+    rotate_session_id(request, area)
+    return redirect(request, area.login_path)
+
+
+@router.post("/console/logout", dependencies=[ConsoleCsrf])
+async def console_logout(request: Request, _: Anyone, session: PlatformDb) -> Response:
+    return await _sign_out(request, session, CONSOLE, auth_service.logout_staff)
 
 
 @router.post("/console/community", dependencies=[ConsoleCsrf])
@@ -534,20 +544,7 @@ async def portal_me(request: Request, actor: ResidentActor, session: PlatformDb)
 
 @router.post("/portal/logout", dependencies=[PortalCsrf])
 async def portal_logout(request: Request, _: Anyone, session: PlatformDb) -> Response:
-    refresh = request.cookies.get(PORTAL.refresh_cookie)
-    if refresh:
-        try:
-            await residents.logout_resident(
-                session,
-                refresh_token=refresh,
-                ip=client_ip(request),
-                request_id=request_id(request),
-            )
-        except DomainError:
-            pass  # an unknown or spent token: the cookies go either way
-    clear_tokens(request, PORTAL)
-    rotate_session_id(request, PORTAL)
-    return redirect(request, PORTAL.login_path)
+    return await _sign_out(request, session, PORTAL, residents.logout_resident)
 
 
 @router.post("/portal/locale", dependencies=[PortalCsrf])
