@@ -22,17 +22,29 @@ CATALOG_DIR = Path(__file__).resolve().parent.parent / "web" / "i18n"
 current_locale: ContextVar[str] = ContextVar("linli_locale", default=DEFAULT_LOCALE)
 
 
+def catalog_files(locale: str) -> list[Path]:
+    """``messages.po`` (the shell) first, then one ``<domain>.po`` per domain, by name.
+
+    Domains keep their own catalog file so that work on two domains never edits
+    one file; a msgid defined twice takes the shell's translation.
+    """
+    directory = CATALOG_DIR / locale / "LC_MESSAGES"
+    shell = directory / "messages.po"
+    domains = sorted(p for p in directory.glob("*.po") if p.name != "messages.po")
+    return ([shell] if shell.exists() else []) + domains
+
+
 @cache
 def translations(locale: str) -> Translations:
-    po_path = CATALOG_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if not po_path.exists():
-        return Translations()
-    with po_path.open("rb") as fp:
-        catalog = read_po(fp, locale=locale)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(buffer)
+    merged = Translations()
+    for po_path in reversed(catalog_files(locale)):
+        with po_path.open("rb") as fp:
+            catalog = read_po(fp, locale=locale)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        buffer.seek(0)
+        merged.merge(Translations(buffer))
+    return merged
 
 
 def gettext(message: str, locale: str | None = None) -> str:

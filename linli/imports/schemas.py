@@ -25,7 +25,8 @@ def render_errors(errors: list[dict[str, Any]], locale: str | None = None) -> li
     """Stored errors keep the message id; they are translated for whoever reads them."""
     out = []
     for error in errors:
-        text = gettext(error["msgid"], locale)
+        stored_msgid: str = error["msgid"]  # a variable, so extraction does not take the key
+        text = gettext(stored_msgid, locale)
         params = error.get("params") or {}
         if params:
             try:

@@ -1,4 +1,4 @@
-"""The web shell's catalogs: every msgid of its templates and modules is translated."""
+"""The catalogs: every msgid of linli's templates and modules is translated, in both locales."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from babel.messages.pofile import read_po
 from linli.core import i18n
 from linli.web.templating import date_filter, datetime_filter
 
-WEB = Path(__file__).resolve().parents[2] / "linli" / "web"
+LINLI = Path(__file__).resolve().parents[2] / "linli"
 METHODS = [
-    ("templates/**.html", "jinja2"),
-    ("*.py", "python"),
+    ("**/templates/**.html", "jinja2"),
+    ("**.py", "python"),
 ]
-OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
 
 
-def _web_msgids() -> set[str]:
+def _linli_msgids() -> set[str]:
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(WEB),
+        str(LINLI),
         method_map=METHODS,
         options_map=OPTIONS,
         keywords={"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)},
@@ -31,14 +31,16 @@ def _web_msgids() -> set[str]:
     return found
 
 
-def test_every_web_msgid_has_a_chinese_and_an_english_entry() -> None:
-    msgids = _web_msgids()
+def test_every_msgid_has_a_chinese_and_an_english_entry() -> None:
+    msgids = _linli_msgids()
     assert {"Staff sign-in", "Overview", "Coming soon", "Page not found"} <= msgids
     for locale in ("zh_CN", "en"):
-        path = i18n.CATALOG_DIR / locale / "LC_MESSAGES" / "messages.po"
-        with path.open("rb") as fp:
-            catalog = read_po(fp, locale=locale)
-        missing = sorted(m for m in msgids if not getattr(catalog.get(m), "string", ""))
+        translated: set[str] = set()
+        for path in i18n.catalog_files(locale):
+            with path.open("rb") as fp:
+                catalog = read_po(fp, locale=locale)
+            translated |= {str(m.id) for m in catalog if m.id and m.string}
+        missing = sorted(msgids - translated)
         assert not missing, f"{locale} lacks translations: {missing}"
 
 
