@@ -22,12 +22,24 @@ API_ROUTERS = (
     "linli.estate.api",
     "linli.residents.api",
     "linli.staff.api",
+    "linli.billing.api",
+    "linli.access.api",
+    "linli.workorders.api",
+    "linli.notices.api",
+    "linli.notifications.api",
+    "linli.votes.api",
 )
 PAGE_ROUTERS = (
     "linli.web.pages",
     "linli.imports.pages",
     "linli.estate.pages",
     "linli.auth.pages",
+    "linli.billing.pages",
+    "linli.access.pages",
+    "linli.workorders.pages",
+    "linli.notices.pages",
+    "linli.notifications.pages",
+    "linli.votes.pages",
 )
 
 

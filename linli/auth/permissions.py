@@ -40,6 +40,31 @@ class Permission(enum.StrEnum):
     STAFF_RECORDS_READ = "staff.records.read"  # HR records (员工档案)
     STAFF_RECORDS_WRITE = "staff.records.write"
 
+    # --- billing (issue "Billing, cashier and ledger") ---
+    BILLING_READ = "billing.read"  # fee items, bills, balances, receipts, statements
+    BILLING_CONFIGURE = "billing.configure"  # fee items, prices, late-fee and discount rules
+    BILLING_RUNS = "billing.runs.manage"  # preview, issue and revert billing runs
+    METER_READINGS_WRITE = "billing.meters.write"  # enter or import meter readings
+    CASHIER = "billing.cashier"  # take payments at the counter, shifts, receipts
+    RECEIPTS_VOID = "billing.receipts.void"  # same-day void with a reason
+    ADJUSTMENTS_REQUEST = "billing.adjustments.request"  # credit notes, late-fee waivers
+    ADJUSTMENTS_APPROVE = "billing.adjustments.approve"
+    LEDGER_READ = "billing.ledger.read"  # journal, reports computed from the ledger
+    # --- access control (issue "Access control, visitors and vehicle gates") ---
+    ACCESS_READ = "access.read"  # devices, access points, events, passes
+    ACCESS_DEVICES_MANAGE = "access.devices.manage"  # provision, disable, rebind devices
+    ACCESS_VISITORS = "access.visitors.manage"  # walk-in visitors, revoke passes
+    ACCESS_OPERATE = "access.operate"  # open a door or gate from the console
+    # --- service desk (issue "Service desk") ---
+    DESK_ORDERS_READ = "desk.orders.read"  # work orders, timelines, reports
+    DESK_ORDERS_WRITE = "desk.orders.write"  # create from a call, dispatch, escalate, close
+    DESK_ORDERS_WORK = "desk.orders.work"  # a technician's own queue: accept, record, finish
+    DESK_CONFIGURE = "desk.configure"  # categories, SLAs, working hours, holidays
+    NOTICES_WRITE = "notices.write"  # draft announcements
+    NOTICES_APPROVE = "notices.approve"  # approve and publish announcements
+    NOTIFICATIONS_READ = "notifications.read"  # delivery log, templates
+    VOTES_MANAGE = "votes.manage"  # owner votes and surveys: create, open, close, export
+
     RESIDENT_SELF = "resident.self"  # a resident acting on their own account
 
     OPERATOR_TENANTS = "operator.tenants.manage"
@@ -61,7 +86,7 @@ _ESTATE_ALL = frozenset(
     }
 )
 
-ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+_FOUNDATION_AND_ESTATE: dict[Role, frozenset[Permission]] = {
     Role.COMPANY_ADMIN: frozenset(
         {
             Permission.COMMUNITIES_READ,
@@ -90,6 +115,129 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: _EVERY_STAFF | {Permission.ESTATE_READ},
     Role.SECURITY_GUARD: _EVERY_STAFF | {Permission.ESTATE_READ},
 }
+
+
+# Each domain grants its permissions to roles in its own table (one block per
+# domain, so work on two domains never edits the same lines); ROLE_PERMISSIONS
+# is their union.
+_BILLING: dict[Role, frozenset[Permission]] = {
+    Role.COMPANY_ADMIN: frozenset(
+        {
+            Permission.BILLING_READ,
+            Permission.BILLING_CONFIGURE,
+            Permission.BILLING_RUNS,
+            Permission.METER_READINGS_WRITE,
+            Permission.ADJUSTMENTS_REQUEST,
+            Permission.ADJUSTMENTS_APPROVE,
+            Permission.LEDGER_READ,
+        }
+    ),
+    Role.COMMUNITY_MANAGER: frozenset(
+        {
+            Permission.BILLING_READ,
+            Permission.METER_READINGS_WRITE,
+            Permission.ADJUSTMENTS_REQUEST,
+        }
+    ),
+    Role.FINANCE: frozenset(
+        {
+            Permission.BILLING_READ,
+            Permission.BILLING_CONFIGURE,
+            Permission.BILLING_RUNS,
+            Permission.METER_READINGS_WRITE,
+            Permission.CASHIER,
+            Permission.RECEIPTS_VOID,
+            Permission.ADJUSTMENTS_REQUEST,
+            Permission.ADJUSTMENTS_APPROVE,
+            Permission.LEDGER_READ,
+        }
+    ),
+    Role.CASHIER: frozenset(
+        {
+            Permission.BILLING_READ,
+            Permission.CASHIER,
+            Permission.RECEIPTS_VOID,
+            Permission.ADJUSTMENTS_REQUEST,
+        }
+    ),
+    Role.FRONT_DESK: frozenset({Permission.BILLING_READ}),
+}
+
+_ACCESS: dict[Role, frozenset[Permission]] = {
+    Role.COMPANY_ADMIN: frozenset(
+        {
+            Permission.ACCESS_READ,
+            Permission.ACCESS_DEVICES_MANAGE,
+            Permission.ACCESS_VISITORS,
+            Permission.ACCESS_OPERATE,
+        }
+    ),
+    Role.COMMUNITY_MANAGER: frozenset(
+        {
+            Permission.ACCESS_READ,
+            Permission.ACCESS_DEVICES_MANAGE,
+            Permission.ACCESS_VISITORS,
+            Permission.ACCESS_OPERATE,
+        }
+    ),
+    Role.FRONT_DESK: frozenset({Permission.ACCESS_READ, Permission.ACCESS_VISITORS}),
+    Role.SECURITY_GUARD: frozenset(
+        {Permission.ACCESS_READ, Permission.ACCESS_VISITORS, Permission.ACCESS_OPERATE}
+    ),
+}
+
+_DESK: dict[Role, frozenset[Permission]] = {
+    Role.COMPANY_ADMIN: frozenset(
+        {
+            Permission.DESK_ORDERS_READ,
+            Permission.DESK_ORDERS_WRITE,
+            Permission.DESK_CONFIGURE,
+            Permission.NOTICES_WRITE,
+            Permission.NOTICES_APPROVE,
+            Permission.NOTIFICATIONS_READ,
+            Permission.VOTES_MANAGE,
+        }
+    ),
+    Role.COMMUNITY_MANAGER: frozenset(
+        {
+            Permission.DESK_ORDERS_READ,
+            Permission.DESK_ORDERS_WRITE,
+            Permission.DESK_CONFIGURE,
+            Permission.NOTICES_WRITE,
+            Permission.NOTICES_APPROVE,
+            Permission.NOTIFICATIONS_READ,
+            Permission.VOTES_MANAGE,
+        }
+    ),
+    Role.FRONT_DESK: frozenset(
+        {
+            Permission.DESK_ORDERS_READ,
+            Permission.DESK_ORDERS_WRITE,
+            Permission.NOTICES_WRITE,
+            Permission.NOTIFICATIONS_READ,
+        }
+    ),
+    Role.TECHNICIAN: frozenset({Permission.DESK_ORDERS_WORK}),
+}
+
+
+def _union(*tables: dict[Role, frozenset[Permission]]) -> dict[Role, frozenset[Permission]]:
+    """Merge the domain tables; a company admin holds every staff permission of them all.
+
+    Staff may only grant roles whose permissions they hold themselves, so the
+    admin's set must cover every role's (including a technician's own queue).
+    """
+    merged = {
+        role: frozenset().union(*(table.get(role, frozenset()) for table in tables))
+        for role in Role
+    }
+    merged[Role.COMPANY_ADMIN] = frozenset().union(*merged.values())
+    return merged
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = _union(
+    _FOUNDATION_AND_ESTATE, _BILLING, _ACCESS, _DESK
+)
 
 
 def permissions_of(roles: list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[Permission]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from alembic import command
@@ -58,7 +59,7 @@ def ensure_app_role(owner_dsn: str, password: str = "") -> None:
         )
 
 
-def _retry_on_concurrent_update(conn: psycopg.Connection, statement: sql.Composable) -> None:
+def _retry_on_concurrent_update(conn: psycopg.Connection[Any], statement: sql.Composed) -> None:
     """Catalog rows shared by the cluster raise "tuple concurrently updated" under races."""
     for attempt in range(5):
         try:

@@ -1,0 +1,3 @@
+"""Tables of the billing domain."""
+
+from __future__ import annotations

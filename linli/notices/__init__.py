@@ -1,0 +1,1 @@
+"""Announcements (公告) to communities, buildings or houses, with approval and read receipts."""

@@ -1,0 +1,3 @@
+"""Tables of the notices domain."""
+
+from __future__ import annotations

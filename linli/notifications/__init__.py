@@ -1,0 +1,1 @@
+"""Notifications: portal messages, SMS and WeChat template messages, preferences, delivery log."""

@@ -1,0 +1,3 @@
+"""Tables of the votes domain."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of the workorders domain."""
+
+from __future__ import annotations
