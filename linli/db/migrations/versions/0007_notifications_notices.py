@@ -1,13 +1,13 @@
-"""service desk: work orders, notices, notifications, votes
+"""service desk, part 2: notifications (messages, SMS, WeChat) and announcements
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from collections.abc import Sequence
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
