@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,6 +13,7 @@ from linli.config import Settings, get_settings
 from linli.core import logging as linli_logging
 from linli.core.http import BodyLimitMiddleware, RequestContextMiddleware, install_problem_handlers
 from linli.db.engine import dispose_engine, get_engine
+from linli.db.reads import close_read_pool
 
 API_ROUTERS = (
     "linli.core.health",
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         get_engine(settings)
         yield
+        await close_read_pool()
         await dispose_engine()
 
     app = FastAPI(
@@ -80,4 +83,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.add_middleware(RequestContextMiddleware)
+    _document_security(app)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """OpenAPI shows the bearer scheme on every operation that declares a permission."""
+    from linli.auth.deps import document_bearer_scheme
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_bearer_scheme(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ The README lists each one; keep that table in step with this file.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -127,7 +128,7 @@ class Settings(BaseSettings):
         """A per-installation secret kept under LINLI_HOME, so dev restarts keep sessions."""
         if self.env == "prod":
             raise RuntimeError(f"LINLI_{name.upper()} must be set when LINLI_ENV=prod")
-        return _dev_secret_file(self.home_dir() / f"{name}.key", nbytes)
+        return _dev_secret_file(self.home / f"{name}.key", nbytes)
 
     def signing_key(self) -> str:
         if self.secret_key is not None:
@@ -149,9 +150,11 @@ class Settings(BaseSettings):
 
 
 @lru_cache
+@functools.lru_cache(maxsize=16)
 def _dev_secret_file(path: Path, nbytes: int) -> str:
     """Read (creating once) a dev secret; cached, as every request signs or checks a token."""
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(nbytes))
         path.chmod(0o600)
     return path.read_text().strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -50,15 +51,62 @@ def issue_access_token(actor: Actor, *, settings: Settings | None = None) -> tup
     return token, lifetime
 
 
+class _VerifiedTokens:
+    """Tokens whose signature this process has checked, until they expire.
+
+    A console session sends one access token with every request for its whole
+    lifetime (minutes); checking the HMAC and rebuilding the Actor each time was
+    a tenth of a list request. The key holds the whole token, the accepted kinds
+    and the signing key, so a changed key or a different audience never hits;
+    expiry is still checked on every use. Bounded: the oldest half is dropped
+    when full.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[str, tuple[PrincipalKind, ...], str], tuple[Actor, int]] = {}
+
+    def get(self, key: tuple[str, tuple[PrincipalKind, ...], str]) -> Actor | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        actor, expires_at = entry
+        if time.time() >= expires_at:
+            del self._entries[key]
+            return None  # jwt.decode then raises "expired" with its usual message
+        return actor
+
+    def put(
+        self, key: tuple[str, tuple[PrincipalKind, ...], str], actor: Actor, expires_at: int
+    ) -> None:
+        if len(self._entries) >= self.capacity:
+            for old in list(self._entries)[: self.capacity // 2]:
+                del self._entries[old]
+        self._entries[key] = (actor, expires_at)
+
+
+_verified = _VerifiedTokens()
+
+
 def decode_access_token(
     token: str, kinds: tuple[PrincipalKind, ...], *, settings: Settings | None = None
 ) -> Actor:
     """Verify signature, expiry, issuer and audience; build the Actor the token names."""
     settings = settings or get_settings()
+    key = (token, kinds, settings.signing_key())
+    known = _verified.get(key)
+    if known is not None:
+        return known
+    actor, expires_at = _verify(token, kinds, key[2])
+    _verified.put(key, actor, expires_at)
+    return actor
+
+
+def _verify(token: str, kinds: tuple[PrincipalKind, ...], signing_key: str) -> tuple[Actor, int]:
     try:
         claims = jwt.decode(
             token,
-            settings.signing_key(),
+            signing_key,
             algorithms=[ALGORITHM],
             audience=[audience(k) for k in kinds],
             issuer=ISSUER,
@@ -67,6 +115,7 @@ def decode_access_token(
         kind = PrincipalKind(str(claims["aud"]).removeprefix("linli:"))
         subject = uuid.UUID(claims["sub"])
         tenant = uuid.UUID(claims["tid"]) if claims.get("tid") else None
+        expires_at = int(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired.", code="token_expired") from exc
     except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
@@ -74,7 +123,7 @@ def decode_access_token(
     if kind is PrincipalKind.STAFF:
         if tenant is None:
             raise Unauthorized("The access token is invalid.", code="token_invalid")
-        return Actor.staff(
+        staff = Actor.staff(
             id=subject,
             tenant_id=tenant,
             roles=frozenset(claims.get("roles", [])),
@@ -82,7 +131,9 @@ def decode_access_token(
             community_ids=frozenset(uuid.UUID(c) for c in claims.get("cids", [])),
             display_name=str(claims.get("name", "")),
         )
-    return Actor(kind=kind, id=subject, tenant_id=tenant, display_name=str(claims.get("name", "")))
+        return staff, expires_at
+    name = str(claims.get("name", ""))
+    return Actor(kind=kind, id=subject, tenant_id=tenant, display_name=name), expires_at
 
 
 def new_refresh_secret() -> str:

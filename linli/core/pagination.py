@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any, Generic, Self, TypeVar, get_args
 
-from fastapi import Query
+import orjson
+from fastapi import Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Select
 
@@ -57,6 +58,18 @@ async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> PageParams:
     return PageParams(cursor=cursor, limit=limit)
+
+
+def json_page(records: list[Any], cursor: str | None) -> Response:
+    """A page of read-path records (dicts with exactly the item schema's fields) as JSON.
+
+    For lists served by :mod:`linli.db.reads`: the records already have the shape
+    of the documented item schema (a test compares both), so no schema pass runs.
+    """
+    return Response(
+        orjson.dumps({"items": records, "next_cursor": cursor}, option=orjson.OPT_UTC_Z),
+        media_type="application/json",
+    )
 
 
 def encode_cursor(last_id: uuid.UUID) -> str:

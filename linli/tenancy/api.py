@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from linli.auth.actor import Actor, PrincipalKind
 from linli.auth.deps import Authorizer, DbSession, DeclaredRoute
 from linli.auth.permissions import Permission
 from linli.core.idempotency import IdempotencyDep
-from linli.core.pagination import Page, PageParams, page_params
+from linli.core.pagination import Page, PageParams, json_page, page_params
 from linli.tenancy import service
 from linli.tenancy.schemas import CommunityCreate, CommunityRead, TenantCreate, TenantRead
 
@@ -26,11 +26,9 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("/communities", response_model=Page[CommunityRead], summary="Communities I may see")
-async def list_communities(
-    actor: CommunityReader, session: DbSession, page: Paging
-) -> Page[CommunityRead]:
-    rows, cursor = await service.list_communities(session, actor, page=page)
-    return Page[CommunityRead].of(rows, cursor)
+async def list_communities(actor: CommunityReader, page: Paging) -> Response:
+    rows, cursor = await service.list_communities(actor, page=page)
+    return json_page(rows, cursor)
 
 
 @router.get("/communities/{community_id}", response_model=CommunityRead)

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.staticfiles import StaticFiles
 
@@ -28,6 +27,7 @@ from linli.core.errors import BadRequest, DomainError, NotFound
 from linli.core.i18n import LOCALES
 from linli.core.pagination import PageParams
 from linli.db.engine import unit_of_work
+from linli.db.reads import Record
 from linli.tenancy import service as tenancy_service
 from linli.tenancy.models import Community
 from linli.web import nav
@@ -117,7 +117,7 @@ async def console_shell(request: Request, session: AsyncSession, actor: Actor) -
     """What every console page shows around its content: company, communities, navigation."""
     tenant = await tenancy_service.get_tenant(session, actor.tenant_id) if actor.tenant_id else None
     communities, _ = await tenancy_service.list_communities(
-        session, actor, page=PageParams(limit=SWITCHER_LIMIT)
+        actor, page=PageParams(limit=SWITCHER_LIMIT)
     )
     current = await _chosen_community(request, session, actor, communities)
     return {
@@ -133,11 +133,11 @@ async def console_shell(request: Request, session: AsyncSession, actor: Actor) -
 
 
 async def _chosen_community(
-    request: Request, session: AsyncSession, actor: Actor, listed: Sequence[Row[Any]]
-) -> Community | Row[Any] | None:
+    request: Request, session: AsyncSession, actor: Actor, listed: Sequence[Record]
+) -> Community | Record | None:
     """The community in the cookie, checked against the grants on every request."""
     raw = request.cookies.get(COMMUNITY_COOKIE)
-    chosen: Community | Row[Any] | None = None
+    chosen: Community | Record | None = None
     if raw:
         try:
             wanted = uuid.UUID(raw)
@@ -177,7 +177,7 @@ async def communities_page(
 ) -> Response:
     shell = await console_shell(request, session, actor)
     rows, next_cursor = await tenancy_service.list_communities(
-        session, actor, page=PageParams(cursor=cursor, limit=COMMUNITY_PAGE_SIZE)
+        actor, page=PageParams(cursor=cursor, limit=COMMUNITY_PAGE_SIZE)
     )
     return render(
         request,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from linli.auth.permissions import Role
 from tests.factories import bearer, make_company, staff_token
 
 
@@ -59,3 +60,36 @@ async def test_unknown_fields_and_wrong_types_name_the_field(client) -> None:
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
     assert {"name", "colour"} <= fields
+
+
+async def test_the_list_answers_exactly_the_documented_item_schema(client) -> None:
+    """The list skips the schema pass (read path); its JSON must still be what OpenAPI says."""
+    from linli.core.pagination import Page
+    from linli.tenancy.schemas import CommunityRead
+
+    company = await make_company(communities=3)
+    response = await client.get("/api/v1/communities", headers=bearer(staff_token(company)))
+    assert response.status_code == 200
+    body = response.json()
+    page = Page[CommunityRead].model_validate(body)
+    assert page.model_dump(mode="json") == body
+    assert all(set(item) == set(CommunityRead.model_fields) for item in body["items"])
+
+
+async def test_a_manager_lists_only_granted_communities_on_every_page(client) -> None:
+    company = await make_company(communities=5)
+    granted = company.communities[1:4]
+    token = staff_token(
+        company, roles=(Role.COMMUNITY_MANAGER,), all_communities=False, community_ids=granted
+    )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        response = await client.get("/api/v1/communities", headers=bearer(token), params=params)
+        page = response.json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [str(c) for c in granted]

@@ -1,0 +1,131 @@
+"""The hot read path: one pipelined round trip per read, rows as plain dicts.
+
+The console reads far more than it writes, and for a short list the unit of work
+(ORM session, a round trip each for BEGIN, ``SET LOCAL``, the query and COMMIT,
+greenlet hops in between) costs several times the query itself. A read here sends
+the tenant setting (with the transaction made read-only) and the query to the
+server in one pipeline, as one implicit transaction, and gets the rows back in
+one trip, on a small pool of the same app role: the same RLS policies, the same
+per-transaction tenant rule.
+
+Statements are SQLAlchemy Core, compiled once per shape (:class:`ReadQuery`);
+their parameters are named bind parameters, array parameters for id sets
+(``= ANY(:ids)``) so one compiled form serves any number of ids.
+
+Writes never come here: they go through :func:`linli.db.engine.unit_of_work`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import RowMaker
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
+
+from linli.config import Settings, get_settings
+from linli.db.dsn import app_dsn
+
+
+class Record(dict[str, Any]):
+    """A row as a dict that also answers ``row.name``, like the ORM rows pages expect.
+
+    Being a dict, it serializes straight to JSON (orjson) with no schema pass.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def record_row(cursor: AsyncCursor[Any]) -> RowMaker[Record]:
+    names = [column.name for column in cursor.description or ()]
+
+    def make(values: Any) -> Record:
+        return Record(zip(names, values, strict=True))
+
+    return make
+
+
+_DIALECT = postgresql.dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
+_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+
+
+class ReadQuery:
+    """A Core statement compiled once to SQL with named ``%(name)s`` parameters."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=_DIALECT)
+        self.sql: str = str(compiled)
+        self.defaults: dict[str, Any] = dict(compiled.params)
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(values) - set(self.defaults)
+        if unknown:
+            raise KeyError(f"the statement has no parameters {sorted(unknown)}")
+        return {**self.defaults, **values}
+
+
+BIND_TENANT_READ_ONLY = (
+    "SELECT set_config('linli.tenant_id', %s, true),"
+    " set_config('transaction_read_only', 'on', true)"
+)
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)  # the pipeline's Sync ends each read's transaction
+
+
+def read_pool(settings: Settings | None = None) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """The process's read pool, opened lazily on first use (inside the event loop)."""
+    global _pool
+    if _pool is None:
+        settings = settings or get_settings()
+        _pool = AsyncConnectionPool(
+            app_dsn(settings),
+            min_size=1,
+            max_size=max(2, settings.database_pool_size),
+            # UTC, so timestamps serialize as the schema path does ("...Z").
+            kwargs={"application_name": "linli-read", "options": "-c TimeZone=UTC"},
+            configure=_configure,
+            open=False,
+            name="linli-read",
+        )
+    return _pool
+
+
+async def close_read_pool() -> None:
+    global _pool
+    if _pool is not None:
+        await _pool.close()
+    _pool = None
+
+
+async def read_rows(
+    tenant_id: uuid.UUID | None, query: ReadQuery, values: Mapping[str, Any]
+) -> list[Record]:
+    """Run ``query`` in a read-only transaction bound to ``tenant_id``; one round trip."""
+    pool = read_pool()
+    if pool.closed:
+        await pool.open()
+    params = query.params(values)
+    async with pool.connection() as conn:
+        async with conn.pipeline():
+            # No BEGIN/COMMIT: in the extended protocol every statement up to the
+            # next Sync runs in one implicit transaction, so the tenant setting
+            # (local to that transaction) holds for the query and is gone after it.
+            # Should it ever be missing, RLS shows no rows: this fails closed.
+            await conn.execute(BIND_TENANT_READ_ONLY, (str(tenant_id) if tenant_id else "",))
+            cursor = conn.cursor(row_factory=record_row)
+            await cursor.execute(query.sql, params)
+        # Leaving the pipeline sends the Sync and reads every result: one round trip.
+        rows: list[Record] = await cursor.fetchall()
+    return rows
