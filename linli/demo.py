@@ -100,7 +100,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 2 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 3 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -150,6 +150,12 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
                 existing_id = created_community.id
             community_ids.append(existing_id)
             step(f"community {community.code}")
+
+    from linli.estate.demo import seed_demo_estate
+
+    # The portal's demo residents own houses in the first community.
+    await seed_demo_estate(tenant_id, [c.code for c in COMMUNITIES], RESIDENTS)
+    step("estate")
 
     for member in STAFF:
         scope = "all" if member.community is None else COMMUNITIES[member.community].name

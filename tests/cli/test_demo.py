@@ -5,6 +5,7 @@ from __future__ import annotations
 from linli import demo
 from linli.auth import sms
 from linli.auth.permissions import Role
+from linli.estate import demo as estate_demo
 from tests.auth.staff_helpers import sign_in
 from tests.cli.helpers import linli
 from tests.factories import bearer
@@ -59,3 +60,22 @@ async def test_demo_seed_is_idempotent_and_every_printed_login_works(client) -> 
     assert signed_in.status_code == 200, signed_in.text
     me = await client.get("/api/v1/resident/me", headers=bearer(signed_in.json()["access_token"]))
     assert me.json()["display_name"] == name
+
+    # The demo estate: every community has its buildings and houses, people, cars and staff
+    # records (the same after the second run), and the first portal resident owns a house.
+    homes = await client.get(
+        "/api/v1/resident/homes", headers=bearer(signed_in.json()["access_token"])
+    )
+    assert homes.status_code == 200, homes.text
+    assert [h["my_relation"] for h in homes.json()["homes"]] == ["owner"]
+    admin = await sign_in(client, demo.DEMO_SLUG, demo.STAFF[0].username, demo.STAFF_PASSWORD)
+    admin_headers = bearer(admin.json()["access_token"])
+    expected_houses = estate_demo.BUILDINGS * estate_demo.UNITS * estate_demo.FLOORS
+    expected_houses *= estate_demo.PER_FLOOR * len(demo.COMMUNITIES)
+    houses = await client.get("/api/v1/estate/houses?limit=200", headers=admin_headers)
+    assert houses.status_code == 200, houses.text
+    assert len(houses.json()["items"]) == expected_houses
+    records = await client.get("/api/v1/staff-records?limit=200", headers=admin_headers)
+    assert len(records.json()["items"]) == 6 * len(demo.COMMUNITIES)
+    vehicles = await client.get("/api/v1/vehicles?limit=200", headers=admin_headers)
+    assert len(vehicles.json()["items"]) > 0
