@@ -30,6 +30,7 @@ API_ROUTERS = (
     "linli.notices.api",
     "linli.notifications.api",
     "linli.votes.api",
+    "linli.platform.api",
 )
 PAGE_ROUTERS = (
     "linli.web.pages",
@@ -42,6 +43,7 @@ PAGE_ROUTERS = (
     "linli.notices.pages",
     "linli.notifications.pages",
     "linli.votes.pages",
+    "linli.platform.pages",
 )
 
 

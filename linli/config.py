@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         """A per-installation secret kept under LINLI_HOME, so dev restarts keep sessions."""
         if self.env == "prod":
             raise RuntimeError(f"LINLI_{name.upper()} must be set when LINLI_ENV=prod")
-        return _dev_secret_file(self.home / f"{name}.key", nbytes)
+        return _dev_secret_file(str(self.home), name, nbytes)
 
     def signing_key(self) -> str:
         if self.secret_key is not None:
@@ -151,8 +151,9 @@ class Settings(BaseSettings):
 
 @lru_cache
 @functools.lru_cache(maxsize=16)
-def _dev_secret_file(path: Path, nbytes: int) -> str:
+def _dev_secret_file(home: str, name: str, nbytes: int) -> str:
     """Read (creating once) a dev secret; cached, as every request signs or checks a token."""
+    path = Path(home) / f"{name}.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(nbytes))

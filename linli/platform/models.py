@@ -1,0 +1,3 @@
+"""Tables of the open platform."""
+
+from __future__ import annotations
