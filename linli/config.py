@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     access_token_minutes: int = Field(15, description="lifetime of access tokens")
     refresh_token_days: int = Field(30, description="lifetime of a refresh-token family")
+    refresh_reuse_seconds: int = Field(
+        30,
+        ge=0,
+        le=300,
+        description="seconds a rotated refresh token still yields its successor (racing tabs)",
+    )
 
     login_max_failures: int = Field(5, description="failed logins before an account locks")
     login_lock_minutes: int = Field(15, description="how long a locked account stays locked")

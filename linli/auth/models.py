@@ -63,6 +63,9 @@ class StaffRefreshToken(TenantOwned, Base):
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The next link, encrypted with the data key, written when this one is rotated:
+    # a second request racing with the same token within the reuse interval gets it.
+    successor_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class ResidentAccount(GlobalRow, Base):
@@ -104,6 +107,9 @@ class ResidentRefreshToken(GlobalRow, Base):
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The next link, encrypted with the data key, written when this one is rotated:
+    # a second request racing with the same token within the reuse interval gets it.
+    successor_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class OtpCode(GlobalRow, Base):

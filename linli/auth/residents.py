@@ -33,7 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.auth.actor import Actor, PrincipalKind
 from linli.auth.models import OtpCode, ResidentAccount, ResidentRefreshToken, ResidentWechatIdentity
 from linli.auth.sms import SmsProvider, get_sms_provider
-from linli.auth.tokens import IssuedTokens, hash_secret, issue_access_token, new_refresh_secret
+from linli.auth.tokens import (
+    IssuedTokens,
+    hash_secret,
+    issue_access_token,
+    new_refresh_secret,
+    reusable_successor,
+)
 from linli.auth.wechat import SCOPES, Scope, WechatOAuthClient, WechatUserInfo, authorize_url
 from linli.config import Settings, get_settings
 from linli.core import audit, crypto, ratelimit
@@ -363,13 +369,8 @@ async def refresh_resident(
     if row is None or row.revoked_at is not None:
         raise _bad_refresh()
     if row.used_at is not None:
-        await _revoke_family_after_reuse(
-            session, row.family_id, row.account_id, ip=ip, request_id=request_id
-        )
-        raise Unauthorized(
-            "The refresh token was already used; please sign in again.",
-            code="refresh_token_reused",
-            keep_changes=True,  # the family revocation must survive the refusal
+        return await _share_successor_or_revoke(
+            session, row, ip=ip, request_id=request_id, settings=settings
         )
     if row.expires_at <= _now():
         raise Unauthorized(
@@ -386,21 +387,64 @@ async def refresh_resident(
         .execution_options(synchronize_session=False)
     )
     if cast(Any, claimed).rowcount != 1:
-        # Another request rotated it a moment ago: two holders of one token is theft or a bug.
-        await _revoke_family_after_reuse(
-            session, row.family_id, row.account_id, ip=ip, request_id=request_id
+        # Another request rotated it a moment ago (our UPDATE waited for its commit): read
+        # what it committed, then share its successor or treat two holders as theft.
+        await session.refresh(row)
+        return await _share_successor_or_revoke(
+            session, row, ip=ip, request_id=request_id, settings=settings
         )
-        raise Unauthorized(
-            "The refresh token was already used; please sign in again.",
-            code="refresh_token_reused",
-            keep_changes=True,  # the family revocation must survive the refusal
-        )
+    actor = await _active_resident_actor(session, row, ip=ip, request_id=request_id)
+    issued = await _issue_tokens(
+        session, actor, settings=settings, family_id=row.family_id, family_expires_at=row.expires_at
+    )
+    await session.execute(
+        update(ResidentRefreshToken)
+        .where(ResidentRefreshToken.id == row.id)
+        .values(successor_enc=crypto.encrypt(issued.refresh_token))
+        .execution_options(synchronize_session=False)
+    )
+    return issued
+
+
+async def _active_resident_actor(
+    session: AsyncSession, row: ResidentRefreshToken, *, ip: str | None, request_id: str | None
+) -> Actor:
     account = await session.get(ResidentAccount, row.account_id)
     if account is None or not account.is_active:
         raise _disabled()
-    actor = resident_actor(account, ip=ip, request_id=request_id)
-    return await _issue_tokens(
-        session, actor, settings=settings, family_id=row.family_id, family_expires_at=row.expires_at
+    return resident_actor(account, ip=ip, request_id=request_id)
+
+
+async def _share_successor_or_revoke(
+    session: AsyncSession,
+    row: ResidentRefreshToken,
+    *,
+    ip: str | None,
+    request_id: str | None,
+    settings: Settings,
+) -> IssuedTokens:
+    """A used link: within the reuse interval, its still-unused successor; else theft."""
+    successor_secret = reusable_successor(row.used_at, row.successor_enc, settings=settings)
+    if successor_secret is not None and row.revoked_at is None:
+        successor = await session.scalar(
+            select(ResidentRefreshToken).where(
+                ResidentRefreshToken.token_hash == hash_secret(successor_secret),
+                ResidentRefreshToken.used_at.is_(None),
+                ResidentRefreshToken.revoked_at.is_(None),
+                ResidentRefreshToken.expires_at > _now(),
+            )
+        )
+        if successor is not None:
+            actor = await _active_resident_actor(session, row, ip=ip, request_id=request_id)
+            access_token, expires_in = issue_access_token(actor, settings=settings)
+            return IssuedTokens(access_token, expires_in, successor_secret, actor)
+    await _revoke_family_after_reuse(
+        session, row.family_id, row.account_id, ip=ip, request_id=request_id
+    )
+    raise Unauthorized(
+        "The refresh token was already used; please sign in again.",
+        code="refresh_token_reused",
+        keep_changes=True,  # the family revocation must survive the refusal
     )
 
 

@@ -29,7 +29,13 @@ from linli.auth.actor import Actor, PrincipalKind
 from linli.auth.models import StaffCommunityGrant, StaffRefreshToken, StaffUser
 from linli.auth.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from linli.auth.permissions import Permission, Role, permissions_of
-from linli.auth.tokens import IssuedTokens, hash_secret, issue_access_token, new_refresh_secret
+from linli.auth.tokens import (
+    IssuedTokens,
+    hash_secret,
+    issue_access_token,
+    new_refresh_secret,
+    reusable_successor,
+)
 from linli.config import get_settings
 from linli.core import audit, crypto, ratelimit
 from linli.core.errors import (
@@ -383,8 +389,7 @@ async def refresh_staff(
     if row is None:
         raise _bad_refresh()
     if row.used_at is not None:
-        await _revoke_family_after_reuse(session, row, ip=ip, request_id=request_id)
-        raise _reused_refresh()
+        return await _share_successor_or_revoke(session, row, ip=ip, request_id=request_id)
     if row.revoked_at is not None:
         raise Unauthorized(
             "The session was ended; please sign in again.", code="refresh_token_revoked"
@@ -412,11 +417,29 @@ async def refresh_staff(
         .execution_options(synchronize_session=False)
     )
     if cast(Any, claimed).rowcount != 1:
-        # Rotated by another request a moment ago: two holders of one token.
-        await _revoke_family_after_reuse(session, row, ip=ip, request_id=request_id)
-        raise _reused_refresh()
-    tenant = await session.get(Tenant, tenant_id)
-    staff = await session.get(StaffUser, (tenant_id, row.staff_id))
+        # Rotated by another request a moment ago (our UPDATE waited for its commit):
+        # read what it committed, then share its successor or treat it as theft.
+        await session.refresh(row)
+        return await _share_successor_or_revoke(session, row, ip=ip, request_id=request_id)
+    actor = await _refreshed_staff_actor(session, row, ip=ip, request_id=request_id)
+    issued = await _issue_staff_tokens(
+        session, actor, family_id=row.family_id, family_expires_at=row.expires_at
+    )
+    await session.execute(
+        update(StaffRefreshToken)
+        .where(StaffRefreshToken.tenant_id == tenant_id, StaffRefreshToken.id == row.id)
+        .values(successor_enc=crypto.encrypt(issued.refresh_token))
+        .execution_options(synchronize_session=False)
+    )
+    return issued
+
+
+async def _refreshed_staff_actor(
+    session: AsyncSession, row: StaffRefreshToken, *, ip: str | None, request_id: str | None
+) -> Actor:
+    """The staff member as they are now (roles and grants read afresh), if still allowed in."""
+    tenant = await session.get(Tenant, row.tenant_id)
+    staff = await session.get(StaffUser, (row.tenant_id, row.staff_id))
     if (
         staff is None
         or tenant is None
@@ -424,12 +447,32 @@ async def refresh_staff(
         or tenant.status != TenantStatus.ACTIVE
     ):
         raise _disabled()
-    actor = _staff_actor(
-        staff, await _grants(session, tenant_id, staff.id), ip=ip, request_id=request_id
-    )
-    return await _issue_staff_tokens(
-        session, actor, family_id=row.family_id, family_expires_at=row.expires_at
-    )
+    grants = await _grants(session, row.tenant_id, staff.id)
+    return _staff_actor(staff, grants, ip=ip, request_id=request_id)
+
+
+async def _share_successor_or_revoke(
+    session: AsyncSession, row: StaffRefreshToken, *, ip: str | None, request_id: str | None
+) -> IssuedTokens:
+    """A used link: within the reuse interval, its still-unused successor; else theft."""
+    successor_secret = reusable_successor(row.used_at, row.successor_enc)
+    if successor_secret is not None and row.revoked_at is None:
+        successor = await session.scalar(
+            select(StaffRefreshToken).where(
+                StaffRefreshToken.tenant_id == row.tenant_id,
+                StaffRefreshToken.token_hash == hash_secret(successor_secret),
+                StaffRefreshToken.used_at.is_(None),
+                StaffRefreshToken.revoked_at.is_(None),
+                StaffRefreshToken.expires_at > _now(),
+            )
+        )
+        if successor is not None:
+            actor = await _refreshed_staff_actor(session, row, ip=ip, request_id=request_id)
+            access_token, expires_in = issue_access_token(actor)
+            log.info("auth.refresh_shared", principal_kind="staff")
+            return IssuedTokens(access_token, expires_in, successor_secret, actor)
+    await _revoke_family_after_reuse(session, row, ip=ip, request_id=request_id)
+    raise _reused_refresh()
 
 
 async def _revoke_family_after_reuse(

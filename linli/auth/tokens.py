@@ -22,6 +22,7 @@ from linli.core.errors import Unauthorized
 
 ISSUER = "linli"
 ALGORITHM = "HS256"
+APP_TOKEN_SECONDS = 600  # partner app tokens are short-lived (client credentials)
 
 
 def audience(kind: PrincipalKind) -> str:
@@ -47,6 +48,12 @@ def issue_access_token(actor: Actor, *, settings: Settings | None = None) -> tup
         claims["roles"] = sorted(actor.roles)
         claims["ac"] = actor.all_communities
         claims["cids"] = sorted(str(c) for c in actor.community_ids)
+    if actor.kind is PrincipalKind.APP:
+        lifetime = min(lifetime, APP_TOKEN_SECONDS)
+        claims["exp"] = claims["iat"] + lifetime
+        claims["scope"] = " ".join(sorted(actor.scopes))
+        claims["cids"] = sorted(str(c) for c in actor.community_ids)
+        claims["jti"] = str(actor.token_id)
     token = jwt.encode(claims, settings.signing_key(), algorithm=ALGORITHM)
     return token, lifetime
 
@@ -133,7 +140,54 @@ def _verify(token: str, kinds: tuple[PrincipalKind, ...], signing_key: str) -> t
         )
         return staff, expires_at
     name = str(claims.get("name", ""))
+    if kind is PrincipalKind.APP:
+        return _app_actor(claims, subject, tenant, name), expires_at
     return Actor(kind=kind, id=subject, tenant_id=tenant, display_name=name), expires_at
+
+
+def _app_actor(
+    claims: dict[str, Any], installation: uuid.UUID, tenant: uuid.UUID | None, name: str
+) -> Actor:
+    from linli.platform.scopes import permissions_for  # the one scope -> permission map
+
+    if tenant is None or not claims.get("jti"):
+        raise Unauthorized("The access token is invalid.", code="token_invalid")
+    try:
+        scopes = frozenset(str(claims.get("scope", "")).split())
+        communities = frozenset(uuid.UUID(c) for c in claims.get("cids", []))
+        token_id = uuid.UUID(str(claims["jti"]))
+    except ValueError as exc:
+        raise Unauthorized("The access token is invalid.", code="token_invalid") from exc
+    return Actor.app(
+        installation_id=installation,
+        tenant_id=tenant,
+        scopes=scopes,
+        permissions=permissions_for(scopes),
+        community_ids=communities,
+        token_id=token_id,
+        display_name=name,
+    )
+
+
+def reusable_successor(
+    used_at: dt.datetime | None, successor_enc: bytes | None, *, settings: Settings | None = None
+) -> str | None:
+    """The successor of a just-rotated refresh token, while the reuse interval lasts.
+
+    Two tabs (or a reload during a slow page) often refresh with one token at the
+    same moment, on different server processes. Treating the second as theft
+    would sign the person out; within ``refresh_reuse_seconds`` it gets the same
+    successor instead (the "reuse interval" of common identity providers). Later,
+    reuse still revokes the family.
+    """
+    from linli.core import crypto
+
+    settings = settings or get_settings()
+    if used_at is None or successor_enc is None:
+        return None
+    if dt.datetime.now(dt.UTC) - used_at > dt.timedelta(seconds=settings.refresh_reuse_seconds):
+        return None
+    return crypto.decrypt(successor_enc)
 
 
 def new_refresh_secret() -> str:

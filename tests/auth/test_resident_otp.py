@@ -26,6 +26,7 @@ from linli.core import crypto
 from linli.core.errors import ServiceUnavailable
 from linli.core.logging import redact_processor
 from linli.db.engine import unit_of_work
+from tests.auth.rotation import age_rotation
 from tests.factories import bearer, make_company, staff_token
 from tests.fakes.sms import FakeSmsGateway
 
@@ -373,7 +374,15 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
     me = await resident_client.get("/api/v1/resident/me", headers=bearer(second["access_token"]))
     assert me.status_code == 200
 
-    # The old token comes back (stolen copy): refused, and the whole family dies.
+    # Within the reuse interval the old token is a racing tab: it gets the same successor.
+    again = await resident_client.post(
+        "/api/v1/auth/resident/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == second["refresh_token"]
+
+    # Later, the old token comes back (stolen copy): refused, and the whole family dies.
+    age_rotation(first["refresh_token"], table="resident_refresh_tokens")
     reuse = await resident_client.post(
         "/api/v1/auth/resident/refresh", json={"refresh_token": first["refresh_token"]}
     )

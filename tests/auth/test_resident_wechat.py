@@ -26,6 +26,7 @@ from linli.auth.wechat import WechatOAuthClient
 from linli.config import Settings, get_settings
 from linli.core.errors import BadRequest, ServiceUnavailable
 from linli.db.engine import unit_of_work
+from tests.auth.rotation import age_rotation
 from tests.factories import bearer
 from tests.fakes.wechat import FakeWechat, WechatUser
 
@@ -345,6 +346,7 @@ async def test_wechat_refresh_rotation_and_reuse_revoke(
         "/api/v1/auth/resident/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
     assert rotated.status_code == 200, rotated.text
+    age_rotation(tokens["refresh_token"], table="resident_refresh_tokens")
     problem(
         await http.post(
             "/api/v1/auth/resident/refresh", json={"refresh_token": tokens["refresh_token"]}
