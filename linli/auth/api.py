@@ -205,7 +205,7 @@ async def reset_staff_password(
     "/audit",
     response_model=Page[AuditEntryRead],
     tags=["audit"],
-    summary="The company's audit trail, newest first",
+    summary="The audit trail I may read (my communities', or the company's), newest first",
 )
 async def list_audit(
     actor: AuditReader,

@@ -164,6 +164,9 @@ class AuditEntryRead(ReadSchema):
     request_id: str | None
     ip: str | None
     detail: dict[str, Any]
+    community_id: uuid.UUID | None = Field(
+        None, description="the community of the target; none for company-wide actions"
+    )
     created_at: dt.datetime
 
     @field_validator("ip", mode="before")

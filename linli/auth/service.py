@@ -21,7 +21,18 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import ColumnElement, Select, any_, delete, exists, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    any_,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -1055,8 +1066,22 @@ async def list_audit_entries(
     principal_id: str | None = None,
     target_id: str | None = None,
 ) -> tuple[list[AuditEntry], str | None]:
-    """The company's audit trail, newest first (ids are UUIDv7, so id order is time order)."""
+    """The audit trail the actor may read, newest first (UUIDv7 ids: id order is time order).
+
+    Staff of every community read the company's whole trail; staff of some
+    communities read what happened in those, plus their own actions.
+    """
     statement = select(AuditEntry).where(AuditEntry.tenant_id == _tenant_of(actor))
+    if not actor.all_communities:
+        statement = statement.where(
+            or_(
+                AuditEntry.community_id.in_(actor.community_ids or [uuid.UUID(int=0)]),
+                and_(
+                    AuditEntry.principal_kind == actor.kind.value,
+                    AuditEntry.principal_id == str(actor.id),
+                ),
+            )
+        )
     if action:
         statement = statement.where(AuditEntry.action == action)
     if principal_id:

@@ -17,7 +17,10 @@ class AuditEntry(TenantOwned, Base):
     """Who did what in a company: principal, action, target, when, request, IP."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index(None, "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index(None, "tenant_id", "created_at"),
+        Index(None, "tenant_id", "community_id", "id"),
+    )
 
     principal_kind: Mapped[str] = mapped_column(String(16))
     principal_id: Mapped[str] = mapped_column(String(64))
@@ -27,6 +30,9 @@ class AuditEntry(TenantOwned, Base):
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)
     ip: Mapped[str | None] = mapped_column(INET, default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The community the target belongs to (None: company-wide, or not known), so a
+    # community manager reads the trail of their communities and not the company's.
+    community_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 class PlatformAuditEntry(GlobalRow, Base):

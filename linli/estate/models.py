@@ -20,6 +20,7 @@ from decimal import Decimal
 from sqlalchemy import Enum, Index, Numeric, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from linli.core import audit
 from linli.db.base import Base, TenantOwned, tenant_fk
 
 AREA = Numeric(10, 2)
@@ -169,3 +170,17 @@ class Facility(TenantOwned, Base):
     kind: Mapped[str] = mapped_column(String(40), default="other")
     location: Mapped[str] = mapped_column(String(200), default="")
     building_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+
+# The audit trail keeps each change's community, so managers read their communities' part.
+for _type, _model in (
+    ("building", Building),
+    ("unit", Unit),
+    ("house", House),
+    ("parking_area", ParkingArea),
+    ("parking_space", ParkingSpace),
+    ("facility", Facility),
+):
+    audit.community_of_target(
+        _type, tenant=_model.tenant_id, key=_model.id, community=_model.community_id
+    )

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from linli.core import audit
 from linli.db.base import Base, TenantOwned, tenant_fk
 
 
@@ -180,4 +181,17 @@ class ResidentCompany(Base):
     phone_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+# The audit trail keeps each change's community (a resident's: one of their houses').
+audit.community_of_target(
+    "resident",
+    tenant=ResidentHouse.tenant_id,
+    key=ResidentHouse.resident_id,
+    community=ResidentHouse.community_id,
+)
+for _type, _model in (("vehicle", Vehicle), ("house_claim", HouseClaim)):
+    audit.community_of_target(
+        _type, tenant=_model.tenant_id, key=_model.id, community=_model.community_id
     )

@@ -14,6 +14,7 @@ import uuid
 from sqlalchemy import Enum, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from linli.core import audit
 from linli.db.base import Base, TenantOwned, tenant_fk
 
 
@@ -89,3 +90,12 @@ class StaffRecordCommunity(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     community_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+# The audit trail keeps each change's community (an employee's: one they serve).
+audit.community_of_target(
+    "staff_record",
+    tenant=StaffRecordCommunity.tenant_id,
+    key=StaffRecordCommunity.record_id,
+    community=StaffRecordCommunity.community_id,
+)

@@ -11,6 +11,7 @@ from sqlalchemy import Enum, Numeric, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from linli.core import audit
 from linli.db.base import Base, GlobalRow, TenantOwned
 
 
@@ -61,3 +62,8 @@ class Operator(GlobalRow, Base):
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(default=True)
+
+
+audit.community_of_target(
+    "community", tenant=Community.tenant_id, key=Community.id, community=Community.id
+)
