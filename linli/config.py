@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         SecretStr(""), description="password given to the linli_app role when migrate creates it"
     )
     database_pool_size: int = Field(10, description="connections per process")
+    database_read_pool_size: int = Field(
+        4, ge=1, le=100, description="connections per process of the one-round-trip read path"
+    )
 
     mqtt_url: str | None = Field(
         None, description="mqtt://host:port of a broker; unset = embedded amqtt"

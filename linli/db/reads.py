@@ -91,8 +91,10 @@ def read_pool(settings: Settings | None = None) -> AsyncConnectionPool[AsyncConn
         settings = settings or get_settings()
         _pool = AsyncConnectionPool(
             app_dsn(settings),
+            # Few connections: a read holds one for a single round trip, and on a
+            # small machine every extra backend is one more process to schedule.
             min_size=1,
-            max_size=max(2, settings.database_pool_size),
+            max_size=settings.database_read_pool_size,
             # UTC, so timestamps serialize as the schema path does ("...Z").
             kwargs={"application_name": "linli-read", "options": "-c TimeZone=UTC"},
             configure=_configure,
