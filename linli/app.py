@@ -37,6 +37,7 @@ PAGE_ROUTERS = (
     "linli.imports.pages",
     "linli.estate.pages",
     "linli.auth.pages",
+    "linli.staff.pages",
     "linli.billing.pages",
     "linli.access.pages",
     "linli.workorders.pages",

@@ -997,6 +997,324 @@ async def list_facilities(
     return make_page(list(rows), page)
 
 
+# Parking areas and spaces as the console shows them (车位管理): numbers typed as ranges,
+# spaces bound to a house, counts per area.
+
+SPACE_NO = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{0,19}$")
+SPACE_RANGE_MAX = 2000  # spaces one form may create; a garage rarely has more
+_RANGE_SEPARATOR = re.compile(r"\.\.|~|—|至")
+_TRAILING_DIGITS = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)$")
+
+
+def expand_space_numbers(raw: str) -> list[str]:
+    """Read what people type for parking space numbers into the numbers themselves.
+
+    ``B1-001`` is one space; ``B1-001..B1-120`` (or ``B1-001~120``, ``B1-001至B1-120``)
+    is a range keeping the zero padding of its first number; several parts may be
+    separated by commas. Full-width characters are normalized first.
+    """
+    value = unicodedata.normalize("NFKC", raw).replace(" ", "").replace("、", ",")
+    numbers: list[str] = []
+    for part in (p for p in value.split(",") if p):
+        ends = _RANGE_SEPARATOR.split(part)
+        if len(ends) == 1:
+            numbers.append(part)
+        elif len(ends) == 2:
+            numbers.extend(_expand_range(ends[0], ends[1]))
+        else:
+            raise _space_numbers_invalid("Write a range as B1-001..B1-120.", "invalid_range")
+        if len(numbers) > SPACE_RANGE_MAX:
+            raise _space_numbers_invalid(
+                "At most {limit} spaces at a time.", "too_many_spaces", limit=SPACE_RANGE_MAX
+            )
+    if not numbers:
+        raise _space_numbers_invalid("Give a space number or a range.", "required")
+    bad = [n for n in numbers if not SPACE_NO.match(n)]
+    if bad:
+        raise _space_numbers_invalid(
+            "Space numbers use letters, digits and dashes, at most 20 characters.", "invalid_number"
+        )
+    return list(dict.fromkeys(numbers))
+
+
+def _expand_range(first: str, last: str) -> list[str]:
+    start, end = _TRAILING_DIGITS.match(first), _TRAILING_DIGITS.match(last)
+    if start is None or end is None:
+        raise _space_numbers_invalid("A range must end in digits: B1-001..B1-120.", "invalid_range")
+    prefix = start["prefix"]
+    if end["prefix"] not in ("", prefix):
+        raise _space_numbers_invalid(
+            "Both ends of a range need the same prefix.", "range_prefix_mismatch"
+        )
+    low, high = int(start["digits"]), int(end["digits"])
+    if high < low:
+        raise _space_numbers_invalid("The range ends before it starts.", "invalid_range")
+    if high - low + 1 > SPACE_RANGE_MAX:
+        raise _space_numbers_invalid(
+            "At most {limit} spaces at a time.", "too_many_spaces", limit=SPACE_RANGE_MAX
+        )
+    width = len(start["digits"])
+    return [f"{prefix}{n:0{width}d}" for n in range(low, high + 1)]
+
+
+def _space_numbers_invalid(message: str, code: str, **params: Any) -> ValidationFailed:
+    # The field message is shown as is (no parameters): a limit goes in the headline only.
+    field_message = "Too many spaces at once: split the range." if params else message
+    return ValidationFailed(
+        message, code=code, errors=[FieldError("space_no", field_message, code)], **params
+    )
+
+
+async def get_parking_area(
+    session: AsyncSession, actor: Actor, *, area_id: uuid.UUID
+) -> ParkingArea:
+    return await _one(
+        session,
+        select(ParkingArea).where(
+            ParkingArea.id == area_id, community_scope(actor, ParkingArea.community_id)
+        ),
+        "Parking area not found.",
+        "parking_area_not_found",
+    )
+
+
+async def get_parking_space(
+    session: AsyncSession, actor: Actor, *, space_id: uuid.UUID
+) -> ParkingSpace:
+    return await _one(
+        session,
+        select(ParkingSpace).where(
+            ParkingSpace.id == space_id, community_scope(actor, ParkingSpace.community_id)
+        ),
+        "Parking space not found.",
+        "parking_space_not_found",
+    )
+
+
+@dataclass(frozen=True)
+class SpacesCreated:
+    created: int
+    existing: int  # numbers the area already had, left as they were
+
+
+async def create_parking_spaces(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    area_id: uuid.UUID,
+    space_nos: Sequence[str],
+    usage: ParkingUsage = ParkingUsage.TEMPORARY,
+) -> SpacesCreated:
+    """Add many spaces to an area in one statement; numbers it already has stay untouched."""
+    area = await get_parking_area(session, actor, area_id=area_id)
+    numbers = list(dict.fromkeys(space_nos))
+    if not numbers:
+        return SpacesCreated(0, 0)
+    bad = [n for n in numbers if not SPACE_NO.match(n)]
+    if bad:
+        raise _space_numbers_invalid(
+            "Space numbers use letters, digits and dashes, at most 20 characters.", "invalid_number"
+        )
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO parking_spaces (tenant_id, id, community_id, area_id, space_no, usage)
+            SELECT :tenant, i, :community, :area, n, CAST(:usage AS parking_usage)
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:nos AS text[])) AS t(i, n)
+            ON CONFLICT (tenant_id, area_id, space_no) DO NOTHING
+            RETURNING id
+            """
+        ),
+        {
+            "tenant": _tenant(actor),
+            "community": area.community_id,
+            "area": area.id,
+            "usage": usage.value,
+            "ids": [new_id() for _ in numbers],
+            "nos": numbers,
+        },
+    )
+    created = len(result.all())
+    if created:
+        await audit.record(
+            session,
+            actor,
+            "parking_space.create",
+            target_type="parking_area",
+            target_id=area.id,
+            detail={"created": created, "usage": usage.value},
+        )
+    return SpacesCreated(created=created, existing=len(numbers) - created)
+
+
+async def bind_parking_space(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    space_id: uuid.UUID,
+    house_id: uuid.UUID | None,
+    usage: ParkingUsage | None = None,
+) -> ParkingSpace:
+    """Bind a space to a house of its community (or release it), optionally changing its use.
+
+    Only owned (产权) and rented (租赁) spaces belong to a house; a temporary one is
+    shared by visitors and monthly parkers.
+    """
+    space = await get_parking_space(session, actor, space_id=space_id)
+    wanted_usage = usage or space.usage
+    if house_id is not None:
+        house = await get_house(session, actor, house_id=house_id)
+        if house.community_id != space.community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "house_id", "The house is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+        if wanted_usage is ParkingUsage.TEMPORARY:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "usage",
+                        "Only owned or rented spaces belong to a house.",
+                        "temporary_space_bound",
+                    )
+                ]
+            )
+    changed = sorted(
+        name
+        for name, before, after in (
+            ("house_id", space.house_id, house_id),
+            ("usage", space.usage, wanted_usage),
+        )
+        if before != after
+    )
+    space.house_id = house_id
+    space.usage = wanted_usage
+    await session.flush()
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "parking_space.bind" if house_id else "parking_space.release",
+            target_type="parking_space",
+            target_id=space.id,
+            detail={"fields": changed, "house_id": str(house_id) if house_id else None},
+        )
+    return space
+
+
+@dataclass
+class ParkingAreaSummary:
+    area: ParkingArea
+    by_usage: dict[str, int]
+    bound: int
+
+    @property
+    def spaces(self) -> int:
+        return sum(self.by_usage.values())
+
+
+async def parking_summary(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID
+) -> list[ParkingAreaSummary]:
+    """Areas of a community with their spaces counted by use and by binding, two statements."""
+    await get_community(session, actor, community_id=community_id)
+    areas = (
+        await session.scalars(
+            select(ParkingArea)
+            .where(ParkingArea.community_id == community_id)
+            .order_by(ParkingArea.name)
+        )
+    ).all()
+    counts = await session.execute(
+        select(
+            ParkingSpace.area_id,
+            ParkingSpace.usage,
+            func.count(),
+            func.count(ParkingSpace.house_id),
+        )
+        .where(ParkingSpace.community_id == community_id)
+        .group_by(ParkingSpace.area_id, ParkingSpace.usage)
+    )
+    by_area: dict[uuid.UUID, ParkingAreaSummary] = {
+        a.id: ParkingAreaSummary(area=a, by_usage={}, bound=0) for a in areas
+    }
+    for area_id, usage, count, bound in counts.all():
+        summary = by_area.get(area_id)
+        if summary is not None:
+            summary.by_usage[ParkingUsage(usage).value] = count
+            summary.bound += bound
+    return list(by_area.values())
+
+
+async def spaces_of_house(
+    session: AsyncSession, actor: Actor, *, house_id: uuid.UUID
+) -> list[tuple[ParkingSpace, str]]:
+    """Spaces bound to a house, with their area's name."""
+    house = await get_house(session, actor, house_id=house_id, include_archived=True)
+    rows = await session.execute(
+        select(ParkingSpace, ParkingArea.name)
+        .join(
+            ParkingArea,
+            (ParkingArea.tenant_id == ParkingSpace.tenant_id)
+            & (ParkingArea.id == ParkingSpace.area_id),
+        )
+        .where(ParkingSpace.house_id == house.id)
+        .order_by(ParkingArea.name, ParkingSpace.space_no)
+    )
+    return [(space, name) for space, name in rows.all()]
+
+
+async def house_refs(
+    session: AsyncSession, actor: Actor, *, house_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Houses as people write them (3-2-1201, or 3-1201 without a unit), in one statement."""
+    wanted = sorted(set(house_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(House.id, Building.building_no, Unit.unit_no, House.house_no)
+        .join(
+            Building, (Building.tenant_id == House.tenant_id) & (Building.id == House.building_id)
+        )
+        .outerjoin(Unit, (Unit.tenant_id == House.tenant_id) & (Unit.id == House.unit_id))
+        .where(House.id.in_(wanted), community_scope(actor, House.community_id))
+    )
+    return {
+        house_id: "-".join(p for p in (building_no, unit_no, house_no) if p)
+        for house_id, building_no, unit_no, house_no in rows.all()
+    }
+
+
+async def house_by_ref(
+    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID, raw: str, field_name: str
+) -> uuid.UUID:
+    """The one house of a community written as ``3-2-1201`` or ``3栋2单元1201``."""
+    ref = parse_house_ref(raw)
+    if ref is None:
+        raise ValidationFailed(
+            errors=[
+                FieldError(field_name, "Write the house as 3-2-1201 or 3栋2单元1201.", "invalid")
+            ]
+        )
+    ids = await find_house_ids_by_ref(session, actor, ref=ref, community_id=community_id)
+    if not ids:
+        raise ValidationFailed(
+            errors=[FieldError(field_name, "No such house in this community.", "house_not_found")]
+        )
+    if len(ids) > 1:
+        raise ValidationFailed(
+            errors=[
+                FieldError(
+                    field_name, "Several houses match: write the unit too.", "ambiguous_house"
+                )
+            ]
+        )
+    return ids[0]
+
+
 # --- tree and counts ---------------------------------------------------------------------
 
 

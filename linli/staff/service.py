@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, select, text
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,6 +82,8 @@ async def list_records(
     *,
     community_id: uuid.UUID | None = None,
     department: str | None = None,
+    employment_type: EmploymentType | None = None,
+    certificates_expiring_by: dt.date | None = None,
     page: PageParams,
 ) -> tuple[list[StaffRecord], str | None]:
     statement = readable_records(actor)
@@ -97,6 +99,10 @@ async def list_records(
         )
     if department:
         statement = statement.where(StaffRecord.department == department)
+    if employment_type is not None:
+        statement = statement.where(StaffRecord.employment_type == employment_type)
+    if certificates_expiring_by is not None:
+        statement = statement.where(_has_certificate_expiring_by(certificates_expiring_by))
     rows = (await session.scalars(paginate_statement(statement, StaffRecord.id, page))).all()
     return make_page(list(rows), page)
 
@@ -270,6 +276,150 @@ async def update_record(
             detail={"fields": sorted(changed)},
         )
     return record
+
+
+# --- certificates (持证上岗) ----------------------------------------------------------------
+
+CERTIFICATE_WARNING_DAYS = 60  # a certificate this close to expiry is flagged for renewal
+
+
+def certificate_state(expires_on: dt.date | None, *, today: dt.date) -> str | None:
+    """``expired``, ``expiring`` (within CERTIFICATE_WARNING_DAYS) or None when still good."""
+    if expires_on is None:
+        return None
+    if expires_on < today:
+        return "expired"
+    if expires_on <= today + dt.timedelta(days=CERTIFICATE_WARNING_DAYS):
+        return "expiring"
+    return None
+
+
+def _certificate_errors(certificates: Sequence[CertificateRow]) -> list[FieldError]:
+    errors = []
+    seen: set[tuple[str, str]] = set()
+    for i, cert in enumerate(certificates):
+        if not cert.cert_type.strip() or not cert.number.strip():
+            errors.append(
+                FieldError(
+                    f"certificates[{i}]", "Give the certificate type and number.", "required"
+                )
+            )
+        elif len(cert.cert_type) > 60 or len(cert.number) > 60:
+            errors.append(FieldError(f"certificates[{i}]", "At most 60 characters.", "too_long"))
+        key = (cert.cert_type.strip(), cert.number.strip())
+        if key in seen:
+            errors.append(
+                FieldError(f"certificates[{i}]", "This certificate is listed twice.", "duplicate")
+            )
+        seen.add(key)
+    return errors
+
+
+async def replace_certificates(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    record_id: uuid.UUID,
+    certificates: Sequence[CertificateRow],
+) -> list[StaffCertificate]:
+    """Make a record's certificates exactly ``certificates`` (the edit form sends them all)."""
+    record = await get_record(session, actor, record_id=record_id)
+    errors = _certificate_errors(certificates)
+    if errors:
+        raise ValidationFailed(errors=errors)
+    wanted = [
+        CertificateRow(c.cert_type.strip(), c.number.strip(), c.expires_on) for c in certificates
+    ]
+    _, current = await record_details(session, actor, record_ids=[record.id])
+    have = [(c.cert_type, c.number, c.expires_on) for c in current[record.id]]
+    if sorted(have, key=str) == sorted(
+        ((c.cert_type, c.number, c.expires_on) for c in wanted), key=str
+    ):
+        return current[record.id]
+    await session.execute(delete(StaffCertificate).where(StaffCertificate.record_id == record.id))
+    tenant_id = _tenant(actor)
+    rows = [
+        StaffCertificate(
+            tenant_id=tenant_id,
+            record_id=record.id,
+            cert_type=c.cert_type,
+            number=c.number,
+            expires_on=c.expires_on,
+        )
+        for c in wanted
+    ]
+    session.add_all(rows)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "staff_record.certificates",
+        target_type="staff_record",
+        target_id=record.id,
+        detail={"certificates": len(rows)},
+    )
+    return rows
+
+
+async def change_record_phone(
+    session: AsyncSession, actor: Actor, *, record_id: uuid.UUID, phone: str | None
+) -> StaffRecord:
+    """Set or clear the work phone of a record (stored encrypted, with its blind index)."""
+    record = await get_record(session, actor, record_id=record_id)
+    normalized = crypto.normalize_phone(phone) if phone else None
+    if phone and normalized is None:
+        raise ValidationFailed(
+            errors=[FieldError("phone", "Not a valid mainland mobile number.", "invalid_phone")]
+        )
+    new_hash = crypto.blind_index(normalized) if normalized else None
+    if new_hash == record.phone_hash:
+        return record
+    record.phone_enc = crypto.encrypt(normalized) if normalized else None
+    record.phone_hash = new_hash
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "staff_record.update",
+        target_type="staff_record",
+        target_id=record.id,
+        detail={"fields": ["phone"]},
+    )
+    return record
+
+
+def _has_certificate_expiring_by(day: dt.date) -> ColumnElement[bool]:
+    return exists(
+        select(StaffCertificate.id).where(
+            StaffCertificate.tenant_id == StaffRecord.tenant_id,
+            StaffCertificate.record_id == StaffRecord.id,
+            StaffCertificate.expires_on <= day,
+        )
+    )
+
+
+async def count_certificates_due(session: AsyncSession, actor: Actor, *, today: dt.date) -> int:
+    """Certificates of current staff the actor may see that expire within the warning window
+    (or already have): the number the console shows above the list."""
+    visible = (
+        readable_records(actor)
+        .where(StaffRecord.left_on.is_(None))
+        .with_only_columns(StaffRecord.id)
+    )
+    due = today + dt.timedelta(days=CERTIFICATE_WARNING_DAYS)
+    count = await session.scalar(
+        select(func.count())
+        .select_from(StaffCertificate)
+        .where(StaffCertificate.expires_on <= due, StaffCertificate.record_id.in_(visible))
+    )
+    return int(count or 0)
+
+
+async def list_departments(session: AsyncSession, actor: Actor) -> list[str]:
+    """Departments named on the records the actor may see, for filters and suggestions."""
+    visible = readable_records(actor).with_only_columns(StaffRecord.department).distinct()
+    names = (await session.scalars(visible.where(StaffRecord.department != ""))).all()
+    return sorted(names)
 
 
 def _row_errors(index: int, row: StaffRecordRow) -> list[FieldError]:
