@@ -31,8 +31,11 @@ from linli.estate.schemas import (
     HouseUpdate,
     ParkingAreaCreate,
     ParkingAreaRead,
+    ParkingSpaceBind,
     ParkingSpaceCreate,
     ParkingSpaceRead,
+    ParkingSpacesAdd,
+    ParkingSpacesAdded,
     UnitCreate,
     UnitHouses,
     UnitNodeRead,
@@ -294,6 +297,43 @@ async def create_parking_space(
 
     result: ParkingSpaceRead = await idempotency.run(session, actor, create, status_code=201)
     return result
+
+
+@router.post(
+    "/parking-areas/{area_id}/spaces",
+    response_model=ParkingSpacesAdded,
+    summary="Add many spaces (B1-001..B1-120); numbers already there stay as they are",
+)
+async def add_parking_spaces(
+    actor: Writer,
+    session: DbSession,
+    area_id: uuid.UUID,
+    body: ParkingSpacesAdd,
+    idempotency: IdempotencyDep,
+) -> ParkingSpacesAdded:
+    async def add() -> ParkingSpacesAdded:
+        numbers = service.expand_space_numbers(body.numbers)
+        added = await service.create_parking_spaces(
+            session, actor, area_id=area_id, space_nos=numbers, usage=body.usage
+        )
+        return ParkingSpacesAdded(created=added.created, existing=added.existing)
+
+    result: ParkingSpacesAdded = await idempotency.run(session, actor, add, status_code=200)
+    return result
+
+
+@router.patch(
+    "/parking-spaces/{space_id}",
+    response_model=ParkingSpaceRead,
+    summary="Bind a space to a house (owned or rented) or release it",
+)
+async def bind_parking_space(
+    actor: Writer, session: DbSession, space_id: uuid.UUID, body: ParkingSpaceBind
+) -> ParkingSpaceRead:
+    space = await service.bind_parking_space(
+        session, actor, space_id=space_id, house_id=body.house_id, usage=body.usage
+    )
+    return ParkingSpaceRead.model_validate(space)
 
 
 @router.get("/parking-spaces", response_model=Page[ParkingSpaceRead])

@@ -148,6 +148,27 @@ class ParkingSpaceCreate(Schema):
     area_m2: Decimal | None = Field(None, gt=0, max_digits=10, decimal_places=2)
 
 
+class ParkingSpacesAdd(Schema):
+    """Many spaces at once, typed as people type them: ``B1-001..B1-120, B2-001``."""
+
+    numbers: str = Field(min_length=1, max_length=2000, examples=["B1-001..B1-120"])
+    usage: ParkingUsage = ParkingUsage.TEMPORARY
+
+
+class ParkingSpacesAdded(Schema):
+    created: int
+    existing: int = Field(description="numbers the area already had, left as they were")
+
+
+class ParkingSpaceBind(Schema):
+    """Bind a space to a house of its community (``house_id`` null releases it)."""
+
+    house_id: uuid.UUID | None
+    usage: ParkingUsage | None = Field(
+        None, description="owned or rented to bind; unchanged if omitted"
+    )
+
+
 class ParkingSpaceRead(ReadSchema):
     id: uuid.UUID
     community_id: uuid.UUID

@@ -105,8 +105,10 @@ async def get_record(actor: Reader, session: DbSession, record_id: uuid.UUID) ->
 async def update_record(
     actor: Writer, session: DbSession, record_id: uuid.UUID, body: StaffRecordUpdate
 ) -> StaffRecordRead:
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_dump(exclude_unset=True, exclude={"certificates"})
     if "education" in changes and changes["education"] is not None:
         changes["education"] = changes["education"].value
+    if body.certificates is not None:
+        changes["certificates"] = [CertificateRow(**c.model_dump()) for c in body.certificates]
     record = await service.update_record(session, actor, record_id=record_id, changes=changes)
     return await _read_one(session, actor, record)

@@ -22,6 +22,15 @@ class CertificateRead(CertificateIn):
     pass
 
 
+def _mainland_phone(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    phone = crypto.normalize_phone(value)
+    if phone is None:
+        raise ValueError("not a valid mainland mobile number")
+    return phone
+
+
 class StaffRecordCreate(Schema):
     employee_no: str = Field(pattern=r"^[0-9A-Za-z_-]{1,40}$")
     name: str = Field(min_length=1, max_length=100)
@@ -39,12 +48,7 @@ class StaffRecordCreate(Schema):
     @field_validator("phone")
     @classmethod
     def valid_phone(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        phone = crypto.normalize_phone(value)
-        if phone is None:
-            raise ValueError("not a valid mainland mobile number")
-        return phone
+        return _mainland_phone(value)
 
 
 class StaffRecordUpdate(Schema):
@@ -58,6 +62,15 @@ class StaffRecordUpdate(Schema):
     left_on: dt.date | None = None
     staff_user_id: uuid.UUID | None = None
     community_ids: list[uuid.UUID] | None = Field(None, max_length=500)
+    phone: str | None = Field(None, max_length=32, description="work phone; null clears it")
+    certificates: list[CertificateIn] | None = Field(
+        None, max_length=50, description="the complete list: replaces the record's certificates"
+    )
+
+    @field_validator("phone")
+    @classmethod
+    def valid_phone(cls, value: str | None) -> str | None:
+        return _mainland_phone(value)
 
 
 class StaffRecordRead(Schema):

@@ -266,6 +266,13 @@ async def update_record(
         await _set_communities(session, _tenant(actor), record.id, changes["community_ids"])
         changed.append("community_ids")
     await session.flush()
+    # The phone (encrypted) and the certificates audit themselves.
+    if "phone" in changes:
+        await change_record_phone(session, actor, record_id=record.id, phone=changes["phone"])
+    if changes.get("certificates") is not None:
+        await replace_certificates(
+            session, actor, record_id=record.id, certificates=changes["certificates"]
+        )
     if changed:
         await audit.record(
             session,

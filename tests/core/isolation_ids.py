@@ -12,10 +12,11 @@ import uuid
 from linli.auth.actor import Actor
 from linli.db.engine import unit_of_work
 from linli.estate import service as estate
+from linli.estate.models import ParkingUsage
 from linli.staff import service as staff_records
 from tests.estate.factories import make_houses, make_resident
 from tests.imports.helpers import HOUSE_HEADER, csv_bytes, house_rows, post_import
-from tests.isolation import IsolationContext, id_maker
+from tests.isolation import IsolationContext, id_maker, sample_body
 
 
 @id_maker("building_id")
@@ -63,3 +64,34 @@ async def an_import_job(ctx: IsolationContext) -> uuid.UUID:
     response = await post_import(ctx.client, ctx.admin, data, filename="iso.csv", dry_run=False)
     assert response.status_code == 202, response.text
     return uuid.UUID(response.json()["id"])
+
+
+@id_maker("area_id")
+async def a_parking_area(ctx: IsolationContext) -> uuid.UUID:
+    if "area_id" not in ctx.made:
+        async with unit_of_work(ctx.company.id) as session:
+            area = await estate.create_parking_area(
+                session,
+                Actor.system(ctx.company.id),
+                community_id=ctx.company.communities[0],
+                name="隔离车场",
+            )
+            ctx.made["area_id"] = area.id
+    area_id: uuid.UUID = ctx.made["area_id"]
+    return area_id
+
+
+@id_maker("space_id")
+async def a_parking_space(ctx: IsolationContext) -> uuid.UUID:
+    async with unit_of_work(ctx.company.id) as session:
+        added = await estate.create_parking_space(
+            session,
+            Actor.system(ctx.company.id),
+            area_id=await a_parking_area(ctx),
+            space_no="ISO-001",
+            usage=ParkingUsage.OWNED,
+        )
+        return added.id
+
+
+sample_body("patch", "/api/v1/estate/parking-spaces/{space_id}", {"house_id": None})

@@ -135,5 +135,25 @@ async def test_create_record_through_api(client) -> None:
         json={"position": "保洁主管"},
     )
     assert patched.json()["position"] == "保洁主管"
+    # Phone and certificates change through the same PATCH (the certificates as a whole list).
+    record_url = f"/api/v1/staff-records/{created.json()['id']}"
+    renewed = await client.patch(
+        record_url,
+        headers=token,
+        json={
+            "phone": "139 0013 9001",
+            "certificates": [
+                {"cert_type": "健康证", "number": "J-2", "expires_on": "2028-05-01"},
+                {"cert_type": "电工证", "number": "T-9", "expires_on": None},
+            ],
+        },
+    )
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["phone_masked"] == "139****9001"
+    assert sorted(c["number"] for c in renewed.json()["certificates"]) == ["J-2", "T-9"]
+    wrong = await client.patch(record_url, headers=token, json={"phone": "12345"})
+    assert wrong.status_code == 422
+    cleared = await client.patch(record_url, headers=token, json={"phone": None})
+    assert cleared.json()["phone_masked"] is None
     desk = bearer(staff_token(company, roles=[Role.FRONT_DESK]))
     assert (await client.get("/api/v1/staff-records", headers=desk)).status_code == 403
