@@ -376,6 +376,45 @@ def bench(
     out.print(table)
 
 
+@app.command("device-sim")
+@friendly
+def device_sim(
+    community: Annotated[str, typer.Option("--community", help="Community id (UUID).")],
+    devices: Annotated[int, typer.Option("--devices", min=1, max=10_000)] = 10,
+    rate: Annotated[
+        float, typer.Option(help="Access events per second across all devices (0 = none).")
+    ] = 0.0,
+    seconds: Annotated[
+        float | None, typer.Option(help="Stop after this long (default: until Ctrl+C).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Events per MQTT message (1..100).")] = 100,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 30.0,
+) -> None:
+    """Run N virtual access devices in one community over MQTT (see docs/device-protocol.md)."""
+    import uuid as uuid_module
+
+    from linli.access import simulator
+
+    try:
+        community_id = uuid_module.UUID(community)
+    except ValueError as exc:
+        raise typer.BadParameter("--community takes the community's id (a UUID)") from exc
+    try:
+        _run_async(
+            simulator.run_cli(
+                devices=devices,
+                community_id=community_id,
+                rate=rate,
+                seconds=seconds,
+                batch=batch,
+                heartbeat=heartbeat,
+                report=lambda line: err.print(line),
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+
+
 # --- db ---------------------------------------------------------------------------------------
 
 
@@ -577,16 +616,17 @@ def _type_text(annotation: Any) -> str:
 
 
 def settings_markdown() -> str:
-    """The README's configuration table, generated from :class:`linli.config.Settings`."""
-    from linli.config import Settings
+    """The README's configuration table: :class:`linli.config.Settings`, then domain settings."""
+    from linli.config import env_name, settings_classes
 
     lines = ["| setting | type | default | meaning |", "|---|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        meaning = (field.description or "").replace("|", "\\|")
-        lines.append(
-            f"| `LINLI_{name.upper()}` | {_type_text(field.annotation)} "
-            f"| {_default_text(field)} | {meaning} |"
-        )
+    for cls in settings_classes():
+        for name, field in cls.model_fields.items():
+            meaning = (field.description or "").replace("|", "\\|")
+            lines.append(
+                f"| `{env_name(cls, name)}` | {_type_text(field.annotation)} "
+                f"| {_default_text(field)} | {meaning} |"
+            )
     return "\n".join(lines) + "\n"
 
 

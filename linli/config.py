@@ -49,7 +49,8 @@ class Settings(BaseSettings):
 
     # Outbox delivery (workers).
     event_consumers: str = Field(
-        "mqtt", description="comma-separated consumers that receive outbox events: mqtt, http-sink"
+        "mqtt,notifications",
+        description="comma-separated consumers of outbox events: mqtt, notifications, http-sink",
     )
     event_sink_url: str | None = Field(
         None, description="URL the http-sink consumer POSTs events to; unset = http-sink disabled"
@@ -173,3 +174,33 @@ def _dev_secret_file(home: str, name: str, nbytes: int) -> str:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    """:class:`Settings`, then each domain's own settings class (``linli/<domain>/settings.py``).
+
+    A domain may keep its settings beside its code, under its own ``LINLI_<X>_``
+    prefix; the README table and its test cover them all through this list.
+    """
+    import importlib
+    import inspect
+    import pkgutil
+
+    import linli
+
+    found: list[type[BaseSettings]] = [Settings]
+    for package in sorted(pkgutil.iter_modules(linli.__path__), key=lambda p: p.name):
+        if not package.ispkg:
+            continue
+        if not (Path(linli.__path__[0]) / package.name / "settings.py").exists():
+            continue
+        module = importlib.import_module(f"linli.{package.name}.settings")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
+                found.append(cls)
+    return found
+
+
+def env_name(cls: type[BaseSettings], field: str) -> str:
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    return f"{prefix}{field}".upper()

@@ -100,7 +100,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 3 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 4 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -156,6 +156,11 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     # The portal's demo residents own houses in the first community.
     await seed_demo_estate(tenant_id, [c.code for c in COMMUNITIES], RESIDENTS)
     step("estate")
+
+    from linli.notices import seed as notices_seed
+
+    await notices_seed.seed_demo(tenant_id=tenant_id, community_code=COMMUNITIES[0].code)
+    step("announcements")
 
     for member in STAFF:
         scope = "all" if member.community is None else COMMUNITIES[member.community].name

@@ -19,7 +19,17 @@ from linli.config import get_settings
 from linli.db.dsn import app_dsn
 from linli.db.rls import APP_ROLE
 
-TASK_MODULES = ["linli.core.tasks", "linli.imports.tasks"]
+
+def _task_modules() -> list[str]:
+    """``linli.core.tasks`` and every domain's ``tasks.py``: a new domain's jobs need no list."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    domains = sorted(p.parent.name for p in root.glob("*/tasks.py") if p.parent.name != "core")
+    return ["linli.core.tasks", *(f"linli.{name}.tasks" for name in domains)]
+
+
+TASK_MODULES = _task_modules()
 
 
 def _connector() -> procrastinate.PsycopgConnector:

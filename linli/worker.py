@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 
 from linli.config import get_settings
 from linli.core import consumers
 from linli.core import logging as linli_logging
 from linli.core.tasks import recover_stalled_jobs
-from linli.jobs import job_app
+from linli.jobs import TASK_MODULES, job_app
 
 log = linli_logging.get_logger(__name__)
 
@@ -41,7 +42,11 @@ async def run_worker(
     """Run jobs of ``queues`` (None = all) until stopped; with ``wait=False``, until idle."""
     settings = get_settings()
     linli_logging.configure(settings.log_level, json=settings.log_json)
-    # Fail at start, not on the first event, when LINLI_EVENT_CONSUMERS names an unknown consumer.
+    # Domains register their jobs and consumers when their tasks modules load; load
+    # them now, so an unknown name in LINLI_EVENT_CONSUMERS fails at start, not on
+    # the first event.
+    for module in TASK_MODULES:
+        importlib.import_module(module)
     active = [consumer.name for consumer in consumers.active_consumers(settings)]
     stalled = settings.worker_stalled_seconds
     async with job_app.open_async():

@@ -15,11 +15,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import hmac
+import importlib
 import json
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -116,6 +119,7 @@ def active_consumers(settings: Settings | None = None) -> list[EventConsumer]:
     that refuses to start.
     """
     settings = settings or get_settings()
+    _load_domain_consumers()
     active: list[EventConsumer] = []
     for name in configured_names(settings):
         consumer = _registry.get(name)
@@ -129,6 +133,14 @@ def active_consumers(settings: Settings | None = None) -> list[EventConsumer]:
         else:
             log.warning("outbox.consumer_disabled", consumer=name)
     return active
+
+
+@functools.cache
+def _load_domain_consumers() -> None:
+    """Import every ``linli/<domain>/consumer.py``: each registers its consumer on import."""
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.glob("*/consumer.py")):
+        importlib.import_module(f"linli.{path.parent.name}.consumer")
 
 
 def event_topic(event: DeliveredEvent) -> str:

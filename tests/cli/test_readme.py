@@ -1,11 +1,11 @@
-"""The README documents every LINLI_* setting, exactly as linli/config.py defines it."""
+"""The README documents every LINLI_* setting, exactly as linli/config.py and domains define it."""
 
 from __future__ import annotations
 
 import re
 
 from linli.cli import settings_markdown
-from linli.config import Settings
+from linli.config import env_name, settings_classes
 from tests.cli.helpers import ROOT
 
 
@@ -13,10 +13,13 @@ def test_readme_has_the_generated_settings_table() -> None:
     readme = (ROOT / "README.md").read_text()
     table = settings_markdown()
     documented = set(re.findall(r"`(LINLI_[A-Z0-9_]+)`", readme))
+    classes = settings_classes()
+    assert len(classes) > 1, "domain settings classes (linli/<domain>/settings.py) not found"
     missing = sorted(
-        f"LINLI_{name.upper()}"
-        for name in Settings.model_fields
-        if f"LINLI_{name.upper()}" not in documented
+        env_name(cls, name)
+        for cls in classes
+        for name in cls.model_fields
+        if env_name(cls, name) not in documented
     )
     assert not missing, f"README lacks {missing}: paste the output of `linli settings-table`"
     assert table in readme, (
