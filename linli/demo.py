@@ -100,7 +100,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 4 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 6 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -238,5 +238,14 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
             DemoLogin("resident", "resident", phone, "SMS code (in the log)", name, "-", created)
         )
         step(f"resident {name}")
+
+    # The service desk needs its technician (above); the vote, the owners of the estate.
+    from linli.votes.seed import seed_demo as seed_votes
+    from linli.workorders.seed import seed_demo as seed_workorders
+
+    await seed_workorders(tenant_id)
+    step("work orders")
+    await seed_votes(tenant_id)
+    step("owner vote")
 
     return DemoResult(tenant_id=tenant_id, company=company, slug=DEMO_SLUG, logins=logins)

@@ -398,7 +398,11 @@ async def archive_house(session: AsyncSession, actor: Actor, *, house_id: uuid.U
 # ``@house_usage_check`` in its service module and lists that module here, so
 # the check is loaded even when nothing else imported the module.
 HouseUsageCheck = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[str | None]]
-HOUSE_USAGE_MODULES: list[str] = ["linli.residents.service", "linli.billing.service"]
+HOUSE_USAGE_MODULES: list[str] = [
+    "linli.residents.service",
+    "linli.billing.service",
+    "linli.workorders.service",
+]
 _usage_checks: dict[str, HouseUsageCheck] = {}
 
 
