@@ -30,6 +30,7 @@ class Actor:
     ip: str | None = None
     display_name: str = ""
     permissions: frozenset[Permission] = field(default=frozenset())
+    token_id: uuid.UUID | None = None  # an app token's jti, checked against revocation
 
     @classmethod
     def staff(
@@ -55,6 +56,32 @@ class Actor:
             ip=ip,
             display_name=display_name,
             permissions=permissions_of(roles),
+        )
+
+    @classmethod
+    def app(
+        cls,
+        *,
+        installation_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        scopes: frozenset[str],
+        permissions: frozenset[Permission],
+        community_ids: frozenset[uuid.UUID],
+        token_id: uuid.UUID | None,
+        display_name: str = "",
+    ) -> Actor:
+        """A partner app installation (开放平台应用): scopes map to ``permissions``,
+        confined to the communities the company granted (never company-wide)."""
+        return cls(
+            kind=PrincipalKind.APP,
+            id=installation_id,
+            tenant_id=tenant_id,
+            all_communities=False,
+            community_ids=community_ids,
+            scopes=scopes,
+            display_name=display_name,
+            permissions=permissions,
+            token_id=token_id,
         )
 
     @classmethod

@@ -12,10 +12,10 @@ operation without one.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +45,32 @@ async def current_principal(request: Request) -> Actor | None:
     if scheme.lower() != "bearer" or not token:
         return None
     actor = decode_access_token(token, ALL_KINDS)
-    return _with_request(actor, request)
+    stamped = _with_request(actor, request)
+    if stamped.kind is PrincipalKind.APP:
+        await _guard_app(stamped, request)
+    return stamped
+
+
+class AppHooks:
+    """What the open platform plugs in for partner-app tokens (set by ``linli.platform``).
+
+    ``guard`` refuses a revoked token or installation and counts rate limits;
+    ``observe`` records the call in the company's access log after the handler ran.
+    Without a guard an app token is refused: fail closed.
+    """
+
+    guard: Callable[[Actor, Request], Awaitable[None]] | None = None
+    observe: Callable[[Request, Actor, Response | None, BaseException | None], None] | None = None
+
+
+app_hooks = AppHooks()
+
+
+async def _guard_app(actor: Actor, request: Request) -> None:
+    request.state.linli_app = actor  # observed (logged) even when refused below
+    if app_hooks.guard is None:
+        raise Unauthorized("The access token is invalid.", code="token_invalid")
+    await app_hooks.guard(actor, request)
 
 
 def _with_request(actor: Actor, request: Request) -> Actor:
@@ -102,7 +127,12 @@ def authorize(
 ) -> Actor:
     if principal is None:
         raise Unauthorized()
-    if principal.kind not in kinds or not principal.can(permission):
+    kind_ok = principal.kind in kinds or (
+        # A partner app may do what staff may, within the scopes and communities it
+        # was granted: its permissions come from its scopes (linli.platform.scopes).
+        principal.kind is PrincipalKind.APP and PrincipalKind.STAFF in kinds
+    )
+    if not kind_ok or not principal.can(permission):
         raise PermissionDenied()
     return principal
 
@@ -154,6 +184,27 @@ class DeclaredRoute(APIRoute):
         permission = declared_permission(self.dependant)
         if permission:
             self.openapi_extra = {**(self.openapi_extra or {}), "x-linli-permission": permission}
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            # Only partner-app calls are observed; for everyone else this is one getattr.
+            try:
+                response = await handler(request)
+            except BaseException as exc:
+                _observe_app(request, None, exc)
+                raise
+            _observe_app(request, response, None)
+            return response
+
+        return handle
+
+
+def _observe_app(request: Request, response: Response | None, exc: BaseException | None) -> None:
+    actor = getattr(request.state, "linli_app", None)
+    if actor is not None and app_hooks.observe is not None:
+        app_hooks.observe(request, actor, response, exc)
 
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]

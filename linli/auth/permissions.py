@@ -64,6 +64,12 @@ class Permission(enum.StrEnum):
     NOTICES_APPROVE = "notices.approve"  # approve and publish announcements
     NOTIFICATIONS_READ = "notifications.read"  # delivery log, templates
     VOTES_MANAGE = "votes.manage"  # owner votes and surveys: create, open, close, export
+    # --- open platform (issue "Open platform") ---
+    PLATFORM_APPS_MANAGE = "platform.apps.manage"  # install, grant scopes to, revoke partner apps
+    PLATFORM_ACCESS_LOG_READ = "platform.access_log.read"  # what partner apps read, per day
+    PLATFORM_DEVELOPER = "platform.developer"  # a partner developer in the developer portal
+    PLATFORM_PARCELS_WRITE = "platform.parcels.write"  # scope parcels:write (partner apps only)
+    PLATFORM_NOTIFY = "platform.notifications.send"  # scope notifications:send (apps only)
 
     RESIDENT_SELF = "resident.self"  # a resident acting on their own account
 
@@ -221,6 +227,13 @@ _DESK: dict[Role, frozenset[Permission]] = {
 }
 
 
+_PLATFORM: dict[Role, frozenset[Permission]] = {
+    Role.COMPANY_ADMIN: frozenset(
+        {Permission.PLATFORM_APPS_MANAGE, Permission.PLATFORM_ACCESS_LOG_READ}
+    ),
+}
+
+
 def _union(*tables: dict[Role, frozenset[Permission]]) -> dict[Role, frozenset[Permission]]:
     """Merge the domain tables; a company admin holds every staff permission of them all.
 
@@ -236,7 +249,7 @@ def _union(*tables: dict[Role, frozenset[Permission]]) -> dict[Role, frozenset[P
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = _union(
-    _FOUNDATION_AND_ESTATE, _BILLING, _ACCESS, _DESK
+    _FOUNDATION_AND_ESTATE, _BILLING, _ACCESS, _DESK, _PLATFORM
 )
 
 
