@@ -12,6 +12,7 @@ from linli import __version__
 from linli.config import Settings, get_settings
 from linli.core import logging as linli_logging
 from linli.core.http import BodyLimitMiddleware, RequestContextMiddleware, install_problem_handlers
+from linli.core.lifecycle import run_shutdown_hooks
 from linli.db.engine import dispose_engine, get_engine
 from linli.db.reads import close_read_pool
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         get_engine(settings)
         yield
+        await run_shutdown_hooks()
         await close_read_pool()
         await dispose_engine()
 

@@ -49,8 +49,11 @@ class Settings(BaseSettings):
 
     # Outbox delivery (workers).
     event_consumers: str = Field(
-        "mqtt,notifications",
-        description="comma-separated consumers of outbox events: mqtt, notifications, http-sink",
+        "mqtt,notifications,platform-webhooks",
+        description=(
+            "comma-separated consumers of outbox events:"
+            " mqtt, notifications, platform-webhooks, http-sink"
+        ),
     )
     event_sink_url: str | None = Field(
         None, description="URL the http-sink consumer POSTs events to; unset = http-sink disabled"

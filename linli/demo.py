@@ -74,7 +74,7 @@ RESIDENTS = (
 class DemoLogin:
     """One row of the table ``linli demo`` prints."""
 
-    kind: str  # staff | operator | resident
+    kind: str  # staff | operator | resident | developer
     role: str  # a Role value for staff, else the kind
     login: str
     secret: str  # the password, or how to get a one-time code
@@ -100,7 +100,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 6 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 7 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -247,5 +247,23 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     step("work orders")
     await seed_votes(tenant_id)
     step("owner vote")
+
+    # A partner (a parcel-locker company) with an approved app, for the developer
+    # portal and examples/parcel_locker.
+    from linli.platform.seed import seed_demo_partner
+
+    partner = await seed_demo_partner()
+    logins.append(
+        DemoLogin(
+            "developer",
+            "developer",
+            partner.developer_email,
+            partner.developer_password,
+            "丰邻快递柜 (partner)",
+            "-",
+            False,
+        )
+    )
+    step("partner app")
 
     return DemoResult(tenant_id=tenant_id, company=company, slug=DEMO_SLUG, logins=logins)

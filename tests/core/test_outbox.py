@@ -82,14 +82,14 @@ async def test_worker_publishes_event_to_mqtt_once(subscriber_factory: Any, owne
     assert message["tenant_id"] == str(company.id)
     assert message["data"] == {"gate": "north", "n": 1}
     # Every consumer records the event, also one with nothing to do for its type.
-    assert await deliveries(company.id, event_id) == ["mqtt", "notifications"]
+    assert await deliveries(company.id, event_id) == ["mqtt", "notifications", "platform-webhooks"]
     assert jobs_of(owner_dsn, event_id) == []  # succeeded jobs are removed; the delivery row stays
 
     # The same job delivered again (as after a crash) skips the consumer that has it.
     await deliver_event(tenant_id=str(company.id), event_id=str(event_id))
     await asyncio.sleep(0.5)
     assert sub.ids().count(str(event_id)) == 1
-    assert await deliveries(company.id, event_id) == ["mqtt", "notifications"]
+    assert await deliveries(company.id, event_id) == ["mqtt", "notifications", "platform-webhooks"]
 
 
 async def test_failing_sink_is_retried_without_repeating_other_consumers(
@@ -162,7 +162,7 @@ async def test_purge_keeps_what_some_consumer_still_lacks() -> None:
     delivered = await emit_committed(company.id, "test.purge.delivered", {})
     pending = await emit_committed(company.id, "test.purge.pending", {})
     await deliver_event(tenant_id=str(company.id), event_id=str(delivered))
-    assert await deliveries(company.id, delivered) == ["mqtt", "notifications"]
+    assert await deliveries(company.id, delivered) == ["mqtt", "notifications", "platform-webhooks"]
 
     async with job_app.open_async():
         # Nothing is old enough under the real retention.
