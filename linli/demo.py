@@ -100,7 +100,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 7 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 8 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -156,6 +156,12 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     # The portal's demo residents own houses in the first community.
     await seed_demo_estate(tenant_id, [c.code for c in COMMUNITIES], RESIDENTS)
     step("estate")
+
+    from linli.billing.seed import seed_demo as seed_demo_billing
+
+    # Fee items of every community and last month's bills, so the cashier has work.
+    await seed_demo_billing(tenant_id)
+    step("billing")
 
     from linli.notices import seed as notices_seed
 
