@@ -334,10 +334,14 @@ def demo(
     out.print(f"API docs:        {base}/docs")
     if not serve:
         return
-    out.print("Serving with a background worker; Ctrl+C stops both.")
+    out.print("Serving with a background worker and simulated door devices; Ctrl+C stops all.")
     from linli import serve as serving
 
-    serving.run(host=host, port=port, with_worker=True)
+    simulators = [
+        ("device-sim", "--community", str(community), "--devices", str(count))
+        for community, count in result.simulated_devices.items()
+    ]
+    serving.run(host=host, port=port, with_worker=True, companions=simulators)
 
 
 @app.command()
@@ -374,6 +378,15 @@ def bench(
     for key, value in ran.result["checks"].items():
         table.add_row(f"checks.{key}", str(value))
     out.print(table)
+
+
+@app.command("access-ingest")
+@friendly
+def access_ingest() -> None:
+    """Store access events that devices publish over MQTT (runs until stopped)."""
+    from linli.access.ingest import main as run_ingest
+
+    run_ingest()
 
 
 @app.command("device-sim")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -89,6 +89,8 @@ class DemoResult:
     company: str
     slug: str
     logins: list[DemoLogin]
+    # community id -> simulated devices seeded there (the demo runs a simulator for them)
+    simulated_devices: dict[uuid.UUID, int] = field(default_factory=dict)
 
 
 Step = Callable[[str], None]
@@ -100,7 +102,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 8 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 9 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -162,6 +164,13 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     # Fee items of every community and last month's bills, so the cashier has work.
     await seed_demo_billing(tenant_id)
     step("billing")
+
+    from linli.access.seed import seed_demo as seed_demo_access
+
+    # Gates, building doors and their devices; `linli device-sim` brings them online.
+    await seed_demo_access(tenant_id, community_ids)
+    simulated = await _simulated_devices(tenant_id)
+    step("access control")
 
     from linli.notices import seed as notices_seed
 
@@ -272,4 +281,26 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     )
     step("partner app")
 
-    return DemoResult(tenant_id=tenant_id, company=company, slug=DEMO_SLUG, logins=logins)
+    return DemoResult(
+        tenant_id=tenant_id,
+        company=company,
+        slug=DEMO_SLUG,
+        logins=logins,
+        simulated_devices=simulated,
+    )
+
+
+async def _simulated_devices(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Per community, how many demo devices `linli device-sim` should bring online."""
+    from sqlalchemy import func
+
+    from linli.access.models import Device
+    from linli.db.engine import unit_of_work
+
+    async with unit_of_work(tenant_id) as session:
+        rows = await session.execute(
+            select(Device.community_id, func.count())
+            .where(Device.vendor == "linli-sim")
+            .group_by(Device.community_id)
+        )
+        return {community: count for community, count in rows.tuples()}

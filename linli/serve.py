@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -107,8 +107,15 @@ def embedded_broker(settings: Settings) -> Iterator[EmbeddedBroker | None]:
 @contextlib.contextmanager
 def worker_process(concurrency: int = 4) -> Iterator[subprocess.Popen[bytes]]:
     """A ``linli worker`` child process, stopped (gracefully) when the block ends."""
+    with child_process("worker", "--concurrency", str(concurrency)) as child:
+        yield child
+
+
+@contextlib.contextmanager
+def child_process(*arguments: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``linli <arguments>`` child process, stopped (gracefully) when the block ends."""
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "linli.cli", "worker", "--concurrency", str(concurrency)],
+        [sys.executable, "-m", "linli.cli", *arguments],
         env=os.environ.copy(),
     )
     try:
@@ -139,8 +146,9 @@ def run(
     worker_concurrency: int = 4,
     log_level: str | None = None,
     access_log: bool = False,
+    companions: Sequence[Sequence[str]] = (),
 ) -> None:
-    """Serve the app until interrupted (blocking)."""
+    """Serve the app until interrupted (blocking); ``companions`` are more ``linli`` children."""
     import uvicorn
 
     settings = get_settings()
@@ -154,6 +162,10 @@ def run(
             stack.enter_context(embedded_broker(settings))
             if with_worker:
                 stack.enter_context(worker_process(worker_concurrency))
+                # Device events reach the database through the access ingest (MQTT).
+                stack.enter_context(child_process("access-ingest"))
+            for arguments in companions:
+                stack.enter_context(child_process(*arguments))
             with contextlib.suppress(KeyboardInterrupt):
                 uvicorn.run(
                     APP_FACTORY,

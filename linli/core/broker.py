@@ -11,7 +11,13 @@ def broker_config(host: str, port: int) -> dict[str, Any]:
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         # Anonymous on loopback only: the embedded broker is for one small machine.
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        # The access domain's plugins keep messages for named (persistent) sessions,
+        # such as the event ingest's, and fence each device into its own topics.
+        "plugins": {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            "linli.access.broker_plugins.NamedSessions": {},
+            "linli.access.broker_plugins.DeviceTopics": {},
+        },
     }
 
 

@@ -48,7 +48,12 @@ def test_serve_with_worker_and_embedded_broker_then_stop_cleanly() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        assert ready is not None and ready.status_code == 200, ready and ready.text
+        if ready is None or ready.status_code != 200:
+            exited = server.poll()
+            if exited is not None:
+                _, stderr = server.communicate(timeout=10)
+                pytest.fail(f"linli serve exited with {exited}:\n{stderr[-4000:]}")
+            pytest.fail(f"linli serve did not get ready: {ready and ready.text}")
         # /readyz connected to the broker this process embeds: nothing else listens there.
         assert ready.json()["checks"] == {"database": "ok", "mqtt": "ok"}
         workers = _children(server.pid)
@@ -61,7 +66,7 @@ def test_serve_with_worker_and_embedded_broker_then_stop_cleanly() -> None:
             server.kill()
             raise
     assert server.returncode == 0, stderr[-2000:]
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr[stderr.find("Traceback") - 200 :][:3000]
     for pid in workers:
         assert (
             not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
