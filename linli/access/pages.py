@@ -25,6 +25,7 @@ from linli.core.errors import DomainError, NotFound
 from linli.core.pagination import PageParams
 from linli.db.engine import set_tenant
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     Anyone,
@@ -77,13 +78,6 @@ nav.register(
 )
 nav.register_tile(nav.PortalTile("doors", N_("Open doors"), "key", "/portal/doors", 20))
 nav.register_tile(nav.PortalTile("visitors", N_("Visitors"), "visitor", "/portal/visitors", 30))
-
-
-def _uuid(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
 
 
 def qr_svg(text: str) -> Markup:
@@ -150,7 +144,7 @@ async def devices_page(
 async def _set_enabled(
     request: Request, session: AsyncSession, actor: Actor, device_id: str, enabled: bool
 ) -> Response:
-    wanted = _uuid(device_id)
+    wanted = optional_uuid(device_id)
     if wanted is None:
         raise NotFound("Device not found.", code="device_not_found")
     await service.set_device_enabled(session, actor, device_id=wanted, enabled=enabled)
@@ -203,7 +197,7 @@ async def events_page(
         until_day = _day(until)
         filters = service.EventFilter(
             community_id=community.id,
-            access_point_id=_uuid(door),
+            access_point_id=optional_uuid(door),
             person=person or None,
             kind=kind if kind in KIND_LABELS else None,
             since=_day(since),
@@ -286,7 +280,7 @@ async def register_walk_in(
     hours: Annotated[int, Form(ge=1, le=24)] = 4,
     entries: Annotated[int, Form(ge=1, le=20)] = 1,
 ) -> Response:
-    community = _uuid(community_id)
+    community = optional_uuid(community_id)
     if community is None:
         raise NotFound("Community not found.", code="community_not_found")
     try:
@@ -310,7 +304,7 @@ async def register_walk_in(
 async def revoke_pass(
     request: Request, actor: VisitorDesk, session: StaffDb, pass_id: str
 ) -> Response:
-    wanted = _uuid(pass_id)
+    wanted = optional_uuid(pass_id)
     if wanted is None:
         raise NotFound("Pass not found.", code="pass_not_found")
     await service.revoke_pass(session, actor, pass_id=wanted)
@@ -368,7 +362,11 @@ async def open_door(
     pass_id: FormId = "",
     access_point_id: FormId = "",
 ) -> Response:
-    company, mine, point = _uuid(company_id), _uuid(pass_id), _uuid(access_point_id)
+    company, mine, point = (
+        optional_uuid(company_id),
+        optional_uuid(pass_id),
+        optional_uuid(access_point_id),
+    )
     if company is None or mine is None or point is None:
         raise NotFound("Door not found.", code="access_point_not_found")
     try:
@@ -405,7 +403,7 @@ async def qr_page(
     company_id: Annotated[str, Query(max_length=64)] = "",
     pass_id: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
-    company, mine = _uuid(company_id), _uuid(pass_id)
+    company, mine = optional_uuid(company_id), optional_uuid(pass_id)
     if company is None or mine is None:
         raise NotFound("Pass not found.", code="pass_not_found")
     token, expires = await service.rotating_qr(session, actor, company_id=company, pass_id=mine)
@@ -474,7 +472,7 @@ async def invite_visitor(
     hours: Annotated[int, Form(ge=1, le=168)] = 4,
     entries: Annotated[int, Form(ge=1, le=20)] = 1,
 ) -> Response:
-    company, mine = _uuid(company_id), _uuid(pass_id)
+    company, mine = optional_uuid(company_id), optional_uuid(pass_id)
     if company is None or mine is None:
         raise NotFound("Pass not found.", code="pass_not_found")
     now = dt.datetime.now(dt.UTC)
@@ -506,7 +504,11 @@ async def revoke_my_visitor(
     company_id: FormId = "",
     pass_id: FormId = "",
 ) -> Response:
-    company, mine, visitor = _uuid(company_id), _uuid(pass_id), _uuid(visitor_pass_id)
+    company, mine, visitor = (
+        optional_uuid(company_id),
+        optional_uuid(pass_id),
+        optional_uuid(visitor_pass_id),
+    )
     if company is None or mine is None or visitor is None:
         raise NotFound("Pass not found.", code="pass_not_found")
     await service.revoke_my_visitor(

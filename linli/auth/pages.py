@@ -25,6 +25,7 @@ from linli.auth.schemas import PASSWORD_MAX, PasswordReset, StaffCreate
 from linli.core.errors import DomainError, FieldError, NotFound, ValidationFailed
 from linli.core.pagination import PageParams
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import ROLE_LABELS, StaffDb, console_shell, staff
 from linli.web.session import ConsoleCsrf, describe
@@ -60,15 +61,8 @@ nav.register(nav.NavItem("staff", N_("Staff"), STAFF_PATH, Permission.STAFF_READ
 nav.register(nav.NavItem("audit", N_("Audit log"), AUDIT_PATH, Permission.AUDIT_READ, "list", 90))
 
 
-def _uuid_or_none(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _staff_id(raw: str) -> uuid.UUID:
-    wanted = _uuid_or_none(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Staff member not found.", code="staff_not_found")
     return wanted
@@ -93,7 +87,7 @@ def _chosen_roles(raw: list[str]) -> list[str]:
 
 
 def _chosen_communities(raw: list[str]) -> list[uuid.UUID]:
-    ids = [_uuid_or_none(c) for c in dict.fromkeys(raw)]
+    ids = [optional_uuid(c) for c in dict.fromkeys(raw)]
     if any(i is None for i in ids):
         raise ValidationFailed(
             errors=[FieldError("community_ids", FIELD_MESSAGES["community_ids"], "invalid")]

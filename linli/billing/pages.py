@@ -32,6 +32,7 @@ from linli.core.idempotency import Idempotency
 from linli.core.pagination import PageParams
 from linli.estate import service as estate
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -101,15 +102,8 @@ Cashier = Annotated[Actor, staff(Permission.CASHIER)]
 Voider = Annotated[Actor, staff(Permission.RECEIPTS_VOID)]
 
 
-def _uuid(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _must(raw: str, message: str = "Not found.") -> uuid.UUID:
-    value = _uuid(raw)
+    value = optional_uuid(raw)
     if value is None:
         raise NotFound(message)
     return value
@@ -388,7 +382,7 @@ async def cashier_page(
             search_error = describe(exc)
     account = None
     label = ""
-    chosen = _uuid(house) or (hits[0].house_id if len(hits) == 1 else None)
+    chosen = optional_uuid(house) or (hits[0].house_id if len(hits) == 1 else None)
     if chosen is not None:
         account = await service.house_account(session, actor, house_id=chosen)
         label = await service.house_label(session, actor, chosen)
@@ -451,7 +445,9 @@ async def pay(
     """Take a payment from the counter form; the form's one-time key makes a double
     click (or a resubmitted page) replay the first receipt instead of paying twice."""
     form = await request.form()
-    bill_ids = [b for b in (_uuid(str(v)) for v in form.getlist("bill_ids")) if b is not None]
+    bill_ids = [
+        b for b in (optional_uuid(str(v)) for v in form.getlist("bill_ids")) if b is not None
+    ]
     house = _must(house_id)
     try:
         tenders = [
@@ -540,7 +536,7 @@ async def shift_page(
     report = None
     if shift is not None:
         report = await service.shift_report(session, actor, shift_id=shift.id)
-    elif _uuid(closed):
+    elif optional_uuid(closed):
         report = await service.shift_report(session, actor, shift_id=_must(closed))
     return render(request, "billing/shift.html", shell | _common() | {"report": report})
 

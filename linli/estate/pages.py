@@ -36,6 +36,7 @@ from linli.estate.schemas import BuildingCreate, CommunityProfileUpdate, HouseCr
 from linli.residents import service as residents
 from linli.residents.models import ClaimStatus, Gender, HouseClaim, Relation, Vehicle
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -112,13 +113,6 @@ async def _label(session: AsyncSession, actor: Actor, house: House) -> HouseLabe
     return HouseLabel(house, building.building_no, unit.unit_no if unit else None)
 
 
-def _uuid_or_none(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
 # --- console: estate ----------------------------------------------------------------------------
 
 
@@ -131,7 +125,7 @@ async def estate_page(
     building: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     return await _estate_page(
-        request, session, actor, house=house, open_building=_uuid_or_none(building)
+        request, session, actor, house=house, open_building=optional_uuid(building)
     )
 
 
@@ -197,7 +191,7 @@ VEHICLE_PAGE_SIZE = 50
 
 
 def _house_id(raw: str) -> uuid.UUID:
-    wanted = _uuid_or_none(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("House not found.", code="house_not_found")
     return wanted
@@ -292,7 +286,7 @@ async def add_vehicle(
                 community_id=house.community_id,
                 plate=plate,
                 house_id=house.id,
-                resident_id=_uuid_or_none(resident_id),
+                resident_id=optional_uuid(resident_id),
                 brand=brand.strip(),
                 color=color.strip(),
             )
@@ -402,7 +396,7 @@ async def claims_page(request: Request, actor: ReviewActor, session: StaffDb) ->
 
 
 def _claim_id(raw: str) -> uuid.UUID:
-    wanted = _uuid_or_none(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Claim not found.", code="claim_not_found")
     return wanted
@@ -517,7 +511,7 @@ async def add_member(
     lease_start: FormDate = "",
     lease_end: FormDate = "",
 ) -> Response:
-    house, company = _uuid_or_none(house_id), _uuid_or_none(company_id)
+    house, company = optional_uuid(house_id), optional_uuid(company_id)
     if house is None or company is None:
         raise NotFound("House not found.", code="house_not_found")
     try:
@@ -674,7 +668,7 @@ async def parking_page(
     area: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    return await _parking_page(request, session, actor, area=_uuid_or_none(area), cursor=cursor)
+    return await _parking_page(request, session, actor, area=optional_uuid(area), cursor=cursor)
 
 
 @router.post(PARKING_PATH + "/areas", dependencies=[ConsoleCsrf])
@@ -722,7 +716,7 @@ async def create_parking_spaces(
     space_no: Annotated[str, Form(max_length=400)] = "",
     usage: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    area = _uuid_or_none(area_id)
+    area = optional_uuid(area_id)
     if area is None:
         raise NotFound("Parking area not found.", code="parking_area_not_found")
     form = {"space_no": space_no, "usage": usage}
@@ -761,7 +755,7 @@ async def bind_parking_space(
     house: Annotated[str, Form(max_length=40)] = "",
     usage: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    wanted = _uuid_or_none(space_id)
+    wanted = optional_uuid(space_id)
     if wanted is None:
         raise NotFound("Parking space not found.", code="parking_space_not_found")
     space = await estate.get_parking_space(session, actor, space_id=wanted)
@@ -817,7 +811,7 @@ async def create_facility(
                 name=name.strip(),
                 kind=kind if kind in FACILITY_KINDS else "other",
                 location=location.strip(),
-                building_id=_uuid_or_none(building_id),
+                building_id=optional_uuid(building_id),
             )
     except DomainError as exc:
         if isinstance(exc, NotFound) and exc.instance_code == "community_not_found":
@@ -842,7 +836,7 @@ ResidentWriter = Annotated[Actor, staff(Permission.RESIDENTS_WRITE)]
 
 
 def _resident_id(raw: str) -> uuid.UUID:
-    wanted = _uuid_or_none(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Resident not found.", code="resident_not_found")
     return wanted
@@ -927,7 +921,7 @@ async def add_resident_vehicle(
     await residents.get_resident(session, actor, resident_id=wanted)
     form = {"plate": plate, "house_id": house_id, "brand": brand, "color": color}
     try:
-        house_key = _uuid_or_none(house_id)
+        house_key = optional_uuid(house_id)
         if house_key is None:
             raise ValidationFailed(errors=[FieldError("house_id", "Required.", "required")])
         if not plate.strip():
@@ -969,7 +963,7 @@ async def move_out(
     back: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """End a resident's relation to a house (迁出); the row stays as history."""
-    wanted = _uuid_or_none(link_id)
+    wanted = optional_uuid(link_id)
     if wanted is None:
         raise NotFound("Not found.", code="link_not_found")
     link = await residents.move_out(session, actor, link_id=wanted)
@@ -1328,7 +1322,7 @@ async def create_building(
 
 
 def _building_id(raw: str) -> uuid.UUID:
-    wanted = _uuid_or_none(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Building not found.", code="building_not_found")
     return wanted
@@ -1397,7 +1391,7 @@ async def create_house(
             body = HouseCreate.model_validate(
                 {
                     "building_id": wanted,
-                    "unit_id": _uuid_or_none(unit_id),
+                    "unit_id": optional_uuid(unit_id),
                     "house_no": house_no.strip(),
                     "floor": _blank_none(floor),
                     "building_area": building_area.strip(),

@@ -28,6 +28,7 @@ from linli.estate.rows import CertificateRow
 from linli.staff import service
 from linli.staff.models import Education, EmploymentType, StaffCertificate, StaffRecord
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import StaffDb, console_shell, staff
 from linli.web.session import ConsoleCsrf, describe
@@ -81,15 +82,8 @@ nav.register(
 )
 
 
-def _uuid_or_none(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _record_id(raw: str) -> uuid.UUID:
-    wanted = _uuid_or_none(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Staff record not found.", code="staff_record_not_found")
     return wanted
@@ -165,7 +159,7 @@ async def records_page(
     today = dt.date.today()
     due = today + dt.timedelta(days=service.CERTIFICATE_WARNING_DAYS)
     employment_type = EmploymentType(employment) if employment in EMPLOYMENT_LABELS else None
-    community_id = _uuid_or_none(community)
+    community_id = optional_uuid(community)
     records, next_cursor = await service.list_records(
         session,
         actor,
@@ -244,7 +238,7 @@ def _read_form(
     errors: list[FieldError] = []
     if not name.strip() or len(name.strip()) > 100:
         errors.append(FieldError("name", FIELD_MESSAGES["name"], "invalid"))
-    communities = [_uuid_or_none(c) for c in dict.fromkeys(community_ids)]
+    communities = [optional_uuid(c) for c in dict.fromkeys(community_ids)]
     certificates = []
     for i, (kind, number) in enumerate(zip(cert_type, cert_number, strict=False)):
         expires = cert_expires[i] if i < len(cert_expires) else ""
@@ -265,7 +259,7 @@ def _read_form(
         "hire_date": _date(hire_date, "hire_date", errors),
         "birth_date": _date(birth_date, "birth_date", errors),
         "education": Education(education) if education in EDUCATION_LABELS else Education.NONE,
-        "staff_user_id": _uuid_or_none(staff_user_id),
+        "staff_user_id": optional_uuid(staff_user_id),
         "community_ids": [c for c in communities if c is not None],
     }
     return RecordForm(values=values, certificates=certificates, errors=errors)

@@ -23,6 +23,7 @@ from linli.estate import service as estate
 from linli.votes import service
 from linli.votes.models import Vote, VoteKind, VoteStatus
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -85,15 +86,8 @@ BASE_CONTEXT = {
 }
 
 
-def _uuid(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _vote_id(raw: str) -> uuid.UUID:
-    wanted = _uuid(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Vote not found.", code="vote_not_found")
     return wanted
@@ -406,7 +400,10 @@ async def portal_cast(
 ) -> Response:
     wanted = _vote_id(vote_id)
     form = await request.form()
-    company, house = _uuid(str(form.get("company_id", ""))), _uuid(str(form.get("house_id", "")))
+    company, house = (
+        optional_uuid(str(form.get("company_id", ""))),
+        optional_uuid(str(form.get("house_id", ""))),
+    )
     choices = {
         key.removeprefix("choice_"): str(value)[:100]
         for key, value in form.items()
@@ -436,7 +433,7 @@ async def portal_results(
     vote_id: str,
     company: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
-    company_id = _uuid(company)
+    company_id = optional_uuid(company)
     if company_id is None:
         raise NotFound("Vote not found.", code="vote_not_found")
     context = await _portal_context(request, session, actor)

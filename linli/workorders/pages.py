@@ -25,6 +25,7 @@ from linli.db.engine import set_tenant
 from linli.estate import service as estate
 from linli.residents import service as residents
 from linli.web import nav
+from linli.web.forms import optional_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -128,15 +129,8 @@ BASE_CONTEXT = {
 }
 
 
-def _uuid(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _order_id(raw: str) -> uuid.UUID:
-    wanted = _uuid(raw)
+    wanted = optional_uuid(raw)
     if wanted is None:
         raise NotFound("Work order not found.", code="work_order_not_found")
     return wanted
@@ -228,7 +222,7 @@ async def orders_page(
             filters=service.OrderFilter(
                 community_id=community.id,
                 status=chosen,
-                category_id=_uuid(category),
+                category_id=optional_uuid(category),
                 overdue=overdue_only,
             ),
             page=PageParams(cursor=cursor, limit=ORDER_PAGE_SIZE),
@@ -333,7 +327,7 @@ async def create_order(
                     ]
                 )
             house_id = ids[0]
-        category = _uuid(category_id)
+        category = optional_uuid(category_id)
         if category is None:
             raise ValidationFailed(
                 errors=[FieldError("category_id", "Choose a category.", "required")]
@@ -520,7 +514,7 @@ async def edit_category(
     request: Request, actor: Configurer, session: StaffDb, category_id: str
 ) -> Response:
     form = dict(await request.form())
-    wanted = _uuid(category_id)
+    wanted = optional_uuid(category_id)
 
     async def act() -> None:
         if wanted is None:
@@ -570,7 +564,7 @@ async def add_rule(
     community = shell["current_community"]
 
     async def act() -> None:
-        technician = _uuid(technician_id)
+        technician = optional_uuid(technician_id)
         if community is None or technician is None:
             raise ValidationFailed(
                 errors=[FieldError("technician_id", "Choose a technician.", "required")]
@@ -580,8 +574,8 @@ async def add_rule(
             actor,
             technician_id=technician,
             community_id=community.id,
-            category_id=_uuid(category_id),
-            building_id=_uuid(building_id),
+            category_id=optional_uuid(category_id),
+            building_id=optional_uuid(building_id),
         )
 
     return await _settings_action(request, session, actor, act)
@@ -591,7 +585,7 @@ async def add_rule(
 async def delete_rule(
     request: Request, actor: Configurer, session: StaffDb, coverage_id: str
 ) -> Response:
-    wanted = _uuid(coverage_id)
+    wanted = optional_uuid(coverage_id)
 
     async def act() -> None:
         if wanted is None:
@@ -677,7 +671,7 @@ async def order_photo(
     # Both the desk (any order it may read) and technicians (their own orders) see photos.
     if not (actor.can(Permission.DESK_ORDERS_READ) or actor.can(Permission.DESK_ORDERS_WORK)):
         raise PermissionDenied()
-    photo_uuid = _uuid(photo_id)
+    photo_uuid = optional_uuid(photo_id)
     if photo_uuid is None:
         raise NotFound("Photo not found.", code="photo_not_found")
     photo = await service.get_photo(
@@ -699,7 +693,7 @@ async def assign(
     technician_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     await service.assign(
-        session, actor, order_id=_order_id(order_id), technician_id=_uuid(technician_id)
+        session, actor, order_id=_order_id(order_id), technician_id=optional_uuid(technician_id)
     )
     return redirect(request, f"/console/workorders/{order_id}")
 
@@ -946,7 +940,7 @@ async def submit_repair(
     data = await _uploads(photos)
 
     async def act() -> None:
-        house, category = _uuid(house_id), _uuid(category_id)
+        house, category = optional_uuid(house_id), optional_uuid(category_id)
         if house is None or category is None:
             raise ValidationFailed(
                 errors=[FieldError("category_id", "Choose a category.", "required")]
