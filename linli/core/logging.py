@@ -80,6 +80,10 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     root.handlers = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+    # The embedded broker narrates every connection's state machine at INFO (ten lines
+    # per MQTT connection); its warnings and errors still come through.
+    for chatty in ("amqtt", "transitions"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 class _CurrentStderr:
