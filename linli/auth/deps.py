@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -34,12 +34,27 @@ def client_ip(request: Request) -> str | None:
 
 
 async def current_principal(request: Request) -> Actor | None:
-    """The principal named by the Bearer token, or None. Cached per request.
+    """The principal named by the Bearer token, or None. Once per request.
 
     The header is read here rather than through a ``HTTPBearer`` dependency: one
     dependency less on every request, and the scheme is still documented (see
     :func:`document_bearer_scheme`). A header of another scheme counts as absent.
+    Dependencies call it directly (not through ``Depends``), which is why it keeps
+    its answer on the request itself.
     """
+    state = request.state
+    known = getattr(state, "linli_principal", _UNSET)
+    if known is not _UNSET:
+        return cast("Actor | None", known)
+    principal = await _principal_of(request)
+    state.linli_principal = principal
+    return principal
+
+
+_UNSET = object()
+
+
+async def _principal_of(request: Request) -> Actor | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -116,10 +131,8 @@ class Authorizer:
         self.permission = permission
         self.kinds = kinds
 
-    async def __call__(
-        self, principal: Annotated[Actor | None, Depends(current_principal)]
-    ) -> Actor:
-        return authorize(principal, self.permission, self.kinds)
+    async def __call__(self, request: Request) -> Actor:
+        return authorize(await current_principal(request), self.permission, self.kinds)
 
 
 def authorize(
@@ -142,10 +155,8 @@ class Public:
 
     permission = Permission.PUBLIC
 
-    async def __call__(
-        self, principal: Annotated[Actor | None, Depends(current_principal)]
-    ) -> Actor | None:
-        return principal
+    async def __call__(self, request: Request) -> Actor | None:
+        return await current_principal(request)
 
 
 public = Public()
