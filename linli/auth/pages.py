@@ -25,7 +25,7 @@ from linli.auth.schemas import PASSWORD_MAX, PasswordReset, StaffCreate
 from linli.core.errors import DomainError, FieldError, NotFound, ValidationFailed
 from linli.core.pagination import PageParams
 from linli.web import nav
-from linli.web.forms import optional_uuid
+from linli.web.forms import optional_uuid, required_uuid
 from linli.web.nav import N_
 from linli.web.pages import ROLE_LABELS, StaffDb, console_shell, staff
 from linli.web.session import ConsoleCsrf, describe
@@ -62,10 +62,7 @@ nav.register(nav.NavItem("audit", N_("Audit log"), AUDIT_PATH, Permission.AUDIT_
 
 
 def _staff_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Staff member not found.", code="staff_not_found")
-    return wanted
+    return required_uuid(raw, message="Staff member not found.", code="staff_not_found")
 
 
 def _form_failed(exc: ValidationError) -> ValidationFailed:

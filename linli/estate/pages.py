@@ -36,7 +36,7 @@ from linli.estate.schemas import BuildingCreate, CommunityProfileUpdate, HouseCr
 from linli.residents import service as residents
 from linli.residents.models import ClaimStatus, Gender, HouseClaim, Relation, Vehicle
 from linli.web import nav
-from linli.web.forms import optional_uuid
+from linli.web.forms import optional_uuid, required_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -191,10 +191,7 @@ VEHICLE_PAGE_SIZE = 50
 
 
 def _house_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("House not found.", code="house_not_found")
-    return wanted
+    return required_uuid(raw, message="House not found.", code="house_not_found")
 
 
 async def _house_page(
@@ -396,10 +393,7 @@ async def claims_page(request: Request, actor: ReviewActor, session: StaffDb) ->
 
 
 def _claim_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Claim not found.", code="claim_not_found")
-    return wanted
+    return required_uuid(raw, message="Claim not found.", code="claim_not_found")
 
 
 @router.post("/console/claims/{claim_id}/approve", dependencies=[ConsoleCsrf])
@@ -836,10 +830,7 @@ ResidentWriter = Annotated[Actor, staff(Permission.RESIDENTS_WRITE)]
 
 
 def _resident_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Resident not found.", code="resident_not_found")
-    return wanted
+    return required_uuid(raw, message="Resident not found.", code="resident_not_found")
 
 
 async def _resident_page(
@@ -1322,10 +1313,7 @@ async def create_building(
 
 
 def _building_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Building not found.", code="building_not_found")
-    return wanted
+    return required_uuid(raw, message="Building not found.", code="building_not_found")
 
 
 @router.post("/console/estate/buildings/{building_id}/units", dependencies=[ConsoleCsrf])

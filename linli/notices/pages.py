@@ -27,6 +27,7 @@ from linli.estate import service as estate
 from linli.notices import service
 from linli.notices.models import Announcement, Audience, NoticeStatus
 from linli.web import nav
+from linli.web.forms import required_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -94,10 +95,7 @@ def _tz(community: Any) -> str:
 
 
 def _announcement_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise NotFound("Announcement not found.", code="announcement_not_found") from exc
+    return required_uuid(raw, message="Announcement not found.", code="announcement_not_found")
 
 
 async def _house_ids(

@@ -23,6 +23,7 @@ from linli.estate import service as estate_service
 from linli.platform import access_log, oauth, scopes
 from linli.platform import service as platform_service
 from linli.web import nav
+from linli.web.forms import required_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -161,10 +162,7 @@ async def app_icon(actor: Manager, session: StaffDb, app_id: uuid.UUID) -> Respo
 
 
 def _uuid(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise NotFound("No such app.", code="app_not_found") from exc
+    return required_uuid(raw, message="No such app.", code="app_not_found")
 
 
 # --- data sovereignty -------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from linli.estate.rows import CertificateRow
 from linli.staff import service
 from linli.staff.models import Education, EmploymentType, StaffCertificate, StaffRecord
 from linli.web import nav
-from linli.web.forms import optional_uuid
+from linli.web.forms import optional_uuid, required_uuid
 from linli.web.nav import N_
 from linli.web.pages import StaffDb, console_shell, staff
 from linli.web.session import ConsoleCsrf, describe
@@ -83,10 +83,7 @@ nav.register(
 
 
 def _record_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Staff record not found.", code="staff_record_not_found")
-    return wanted
+    return required_uuid(raw, message="Staff record not found.", code="staff_record_not_found")
 
 
 @dataclass(frozen=True)

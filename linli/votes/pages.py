@@ -23,7 +23,7 @@ from linli.estate import service as estate
 from linli.votes import service
 from linli.votes.models import Vote, VoteKind, VoteStatus
 from linli.web import nav
-from linli.web.forms import optional_uuid
+from linli.web.forms import optional_uuid, required_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -87,10 +87,7 @@ BASE_CONTEXT = {
 
 
 def _vote_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Vote not found.", code="vote_not_found")
-    return wanted
+    return required_uuid(raw, message="Vote not found.", code="vote_not_found")
 
 
 async def attempt(session: AsyncSession, action: Any) -> DomainError | None:

@@ -25,7 +25,7 @@ from linli.db.engine import set_tenant
 from linli.estate import service as estate
 from linli.residents import service as residents
 from linli.web import nav
-from linli.web.forms import optional_uuid
+from linli.web.forms import optional_uuid, required_uuid
 from linli.web.nav import N_
 from linli.web.pages import (
     PlatformDb,
@@ -130,10 +130,7 @@ BASE_CONTEXT = {
 
 
 def _order_id(raw: str) -> uuid.UUID:
-    wanted = optional_uuid(raw)
-    if wanted is None:
-        raise NotFound("Work order not found.", code="work_order_not_found")
-    return wanted
+    return required_uuid(raw, message="Work order not found.", code="work_order_not_found")
 
 
 def _local(raw: str, tz: str) -> dt.datetime | None:
