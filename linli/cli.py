@@ -145,7 +145,7 @@ def _owner_dsn() -> str:
     return owner_dsn(get_settings())
 
 
-def _migrate(progress: Progress, revision: str = "head") -> None:
+def _migrate(progress: Progress, revision: str = "heads") -> None:
     from linli.config import get_settings
     from linli.db.migrate import upgrade
 
@@ -202,7 +202,7 @@ def worker(
 @app.command()
 @friendly
 def migrate(
-    revision: Annotated[str, typer.Option(help="Alembic revision to upgrade to.")] = "head",
+    revision: Annotated[str, typer.Option(help="Alembic revision to upgrade to (default: every head).")] = "heads",
 ) -> None:
     """Create the app role and upgrade the schema (as the owner role)."""
     _quiet_logs()

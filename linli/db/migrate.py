@@ -71,7 +71,7 @@ def _retry_on_concurrent_update(conn: psycopg.Connection[Any], statement: sql.Co
             time.sleep(0.05 * (attempt + 1))
 
 
-def upgrade(owner_dsn: str, *, app_password: str = "", revision: str = "head") -> None:
+def upgrade(owner_dsn: str, *, app_password: str = "", revision: str = "heads") -> None:
     ensure_app_role(owner_dsn, app_password)
     command.upgrade(alembic_config(owner_dsn), revision)
     from linli.jobs import apply_job_schema
