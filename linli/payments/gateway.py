@@ -59,7 +59,7 @@ class Prepay:
     """What the payer needs to pay a newly created trade."""
 
     provider_reference: str = ""  # WeChat prepay_id; Alipay leaves it empty
-    qr_content: str = ""  # NATIVE: the text to render as a QR code (WeChat code_url, Alipay qr_code)
+    qr_content: str = ""  # NATIVE: text of the QR code (WeChat code_url, Alipay qr_code)
     jsapi_params: Mapping[str, str] = field(default_factory=dict)  # JSAPI: for WeixinJSBridge
     redirect_url: str = ""  # WAP: where to send the payer's browser
 
@@ -136,9 +136,7 @@ class GatewayError(Exception):
     the caller queries it before trying again, it never creates a second one.
     """
 
-    def __init__(
-        self, code: GatewayErrorCode, message: str, *, provider_code: str = ""
-    ) -> None:
+    def __init__(self, code: GatewayErrorCode, message: str, *, provider_code: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.provider_code = provider_code
@@ -198,7 +196,7 @@ class PaymentGateway(Protocol):
 
 @dataclass(frozen=True)
 class Provider:
-    """A provider module's entry: how its merchant configuration looks and how to build a gateway."""
+    """A provider module's entry: its merchant configuration and how to build a gateway."""
 
     name: str
     config_model: type[BaseModel]
