@@ -287,8 +287,8 @@ async def my_doors(actor: Resident, session: DbSession) -> list[MyCommunityRead]
     response_model=OpenResultRead,
     summary="Open a door remotely; 504 device_timeout when the door does not answer",
 )
-async def open_door(actor: Resident, session: DbSession, body: OpenRequest) -> OpenResultRead:
-    result = await service.remote_open(session, actor, **body.model_dump())
+async def open_door(actor: Resident, body: OpenRequest) -> OpenResultRead:
+    result = await service.remote_open(actor, **body.model_dump())
     return OpenResultRead.model_validate(result, from_attributes=True)
 
 

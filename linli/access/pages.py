@@ -371,7 +371,7 @@ async def open_door(
         raise NotFound("Door not found.", code="access_point_not_found")
     try:
         opened = await service.remote_open(
-            session, actor, company_id=company, pass_id=mine, access_point_id=point
+            actor, company_id=company, pass_id=mine, access_point_id=point
         )
     except DomainError as exc:
         # The refusal is on record (keep_changes); the page says what happened.

@@ -23,7 +23,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from sqlalchemy import Select, func, or_, select, update
+from psycopg.types.json import Jsonb
+from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.access import credentials, protocol
@@ -55,7 +57,8 @@ from linli.core.errors import (
 from linli.core.ids import new_id
 from linli.core.pagination import PageParams, make_page, paginate_statement
 from linli.core.persistence import flush_or_conflict
-from linli.db.engine import set_tenant
+from linli.db.engine import set_tenant, unit_of_work
+from linli.db.reads import ReadQuery, read_rows, write_rows
 from linli.estate import service as estate
 from linli.residents import service as residents
 
@@ -1024,18 +1027,36 @@ async def _device_for(session: AsyncSession, access_point_id: uuid.UUID) -> Devi
     return device
 
 
-async def _open(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    device: Device,
-    pass_id: uuid.UUID | None,
-    resident_id: uuid.UUID | None,
-    wait_seconds: float,
-) -> OpenResult:
+@dataclasses.dataclass(frozen=True)
+class DoorDevice:
+    """What opening a door needs of its device."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    community_id: uuid.UUID
+    access_point_id: uuid.UUID
+    public_key: bytes
+
+
+async def _cached_signing_key(
+    tenant_id: uuid.UUID, community_id: uuid.UUID
+) -> tuple[int, Ed25519PrivateKey]:
+    cached = _signing_keys.get((tenant_id, community_id))
+    if cached is not None:
+        return cached
+    async with unit_of_work(tenant_id) as session:
+        return await signing_key(session, tenant_id, community_id)
+
+
+async def _command_open(device: DoorDevice, *, wait_seconds: float) -> tuple[uuid.UUID, str, float]:
+    """Send the signed open command and wait for the device's signed answer.
+
+    Returns the command's id, the status ("done", "timeout", "bad_signature" or the
+    device's refusal) and the milliseconds the round trip through the broker took.
+    """
     from linli.access import commands
 
-    kid, key = await signing_key(session, device.tenant_id, device.community_id)
+    kid, key = await _cached_signing_key(device.tenant_id, device.community_id)
     started = time.perf_counter()
     command_id = new_id()
     try:
@@ -1058,29 +1079,10 @@ async def _open(
         status = ack.status
         if not credentials.verify_ack(device.public_key, ack.reply_to, device.id, status, ack.sig):
             status = "bad_signature"
-    await record_server_event(
-        session,
-        device,
-        event_id=f"cmd-{command_id}",
-        kind=EventKind.OPEN if status == "done" else EventKind.DENIED,
-        method="remote",
-        pass_id=pass_id,
-        resident_id=resident_id,
-        reason="" if status == "done" else status,
-        detail={"by": actor.kind.value, "millis": round(millis, 2)},
-    )
-    if actor.kind is not PrincipalKind.RESIDENT:
-        # A resident's open is recorded by its access event (who, pass, door, result), which
-        # staff search like every other passage; a staff member opening from the console
-        # uses a privilege, so it is audited besides.
-        await audit.record(
-            session,
-            actor,
-            "access.remote_open",
-            target_type="device",
-            target_id=device.id,
-            detail={"status": status},
-        )
+    return command_id, status, millis
+
+
+def _open_outcome(device: DoorDevice, status: str, millis: float) -> OpenResult:
     if status == "timeout":
         raise DeviceTimeout(keep_changes=True)
     if status != "done":
@@ -1088,8 +1090,91 @@ async def _open(
     return OpenResult(device.id, device.access_point_id, status, millis)
 
 
+def _open_event_values(
+    device: DoorDevice,
+    *,
+    command_id: uuid.UUID,
+    status: str,
+    millis: float,
+    by: PrincipalKind,
+    pass_id: uuid.UUID | None,
+    resident_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": device.tenant_id,
+        "id": new_id(),
+        "community_id": device.community_id,
+        "device_id": device.id,
+        "device_event_id": f"cmd-{command_id}",
+        "access_point_id": device.access_point_id,
+        "occurred_at": _now(),
+        "kind": (EventKind.OPEN if status == "done" else EventKind.DENIED).value,
+        "method": "remote",
+        "pass_id": pass_id,
+        "resident_id": resident_id,
+        "reason": "" if status == "done" else status,
+        "detail": {"by": by.value, "millis": round(millis, 2)},
+    }
+
+
+_EVENT_COLUMNS = (
+    "tenant_id",
+    "id",
+    "community_id",
+    "device_id",
+    "device_event_id",
+    "access_point_id",
+    "occurred_at",
+    "kind",
+    "method",
+    "pass_id",
+    "resident_id",
+    "reason",
+    "detail",
+)
+_RECORD_EVENT = ReadQuery(
+    pg_insert(AccessEvent)
+    .values({name: bindparam(name) for name in _EVENT_COLUMNS})
+    .on_conflict_do_nothing()
+)
+
+# The resident's pass, checked against the account (active, same phone), the time window
+# and revocation, and the door's best device (online first, then the latest seen): one read.
+_RESIDENT_DOOR = ReadQuery(
+    select(
+        Pass.id.label("pass_id"),
+        Pass.resident_id,
+        Pass.access_point_ids,
+        Device.id.label("device_id"),
+        Device.tenant_id,
+        Device.community_id,
+        Device.access_point_id,
+        Device.public_key,
+    )
+    .outerjoin(
+        Device,
+        Device.id
+        == select(Device.id)
+        .where(Device.access_point_id == bindparam("access_point_id"), Device.enabled.is_(True))
+        .order_by(Device.online.desc(), Device.last_seen_at.desc().nulls_last())
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .where(
+        Pass.id == bindparam("pass_id"),
+        Pass.kind == PassKind.RESIDENT,
+        Pass.phone_hash
+        == select(ResidentAccount.phone_hash)
+        .where(ResidentAccount.id == bindparam("account_id"), ResidentAccount.is_active.is_(True))
+        .scalar_subquery(),
+        Pass.revoked_at.is_(None),
+        Pass.valid_from <= bindparam("now"),
+        Pass.valid_until > bindparam("now"),
+    )
+)
+
+
 async def remote_open(
-    session: AsyncSession,
     actor: Actor,
     *,
     company_id: uuid.UUID,
@@ -1099,97 +1184,76 @@ async def remote_open(
 ) -> OpenResult:
     """A resident opens a door from the phone (远程开门): command over MQTT, device ack.
 
-    The hot path of the portal: the account, the pass and the door's device are checked
-    in one statement, so the request costs the database four round trips in all.
+    The portal's hot path, and a person waits at the door: no unit of work. One read
+    checks the account, the pass and the door's device; one write records the access
+    event. The event is committed without waiting for the WAL flush: the device logs the
+    opening itself, and a database crash may at worst lose this copy of it.
     """
     if actor.kind is not PrincipalKind.RESIDENT:
         raise PermissionDenied()
-    await set_tenant(session, company_id)
-    now = _now()
-    my_phone = (
-        select(ResidentAccount.phone_hash)
-        .where(ResidentAccount.id == actor.id, ResidentAccount.is_active.is_(True))
-        .scalar_subquery()
+    found = await read_rows(
+        company_id,
+        _RESIDENT_DOOR,
+        {
+            "pass_id": pass_id,
+            "account_id": actor.id,
+            "access_point_id": access_point_id,
+            "now": _now(),
+        },
     )
-    device_id = (
-        select(Device.id)
-        .where(Device.access_point_id == access_point_id, Device.enabled.is_(True))
-        .order_by(Device.online.desc(), Device.last_seen_at.desc().nulls_last())
-        .limit(1)
-        .scalar_subquery()
-    )
-    found = (
-        await session.execute(
-            select(Pass.id, Pass.resident_id, Pass.access_point_ids, Device)
-            .outerjoin(Device, Device.id == device_id)
-            .where(
-                Pass.id == pass_id,
-                Pass.kind == PassKind.RESIDENT,
-                Pass.phone_hash == my_phone,
-                Pass.revoked_at.is_(None),
-                Pass.valid_from <= now,
-                Pass.valid_until > now,
-            )
-        )
-    ).first()
-    if found is None or access_point_id not in found.access_point_ids:
+    if not found or access_point_id not in found[0].access_point_ids:
         raise NotFound("Door not found.", code="access_point_not_found")
-    if found.Device is None:
+    row = found[0]
+    if row.device_id is None:
         raise Conflict("No working device at this door.", code="no_device")
-    return await _open(
-        session,
-        _in_tenant(actor, company_id),
-        device=found.Device,
-        pass_id=found.id,
-        resident_id=found.resident_id,
-        wait_seconds=wait_seconds,
+    device = DoorDevice(
+        row.device_id, row.tenant_id, row.community_id, row.access_point_id, row.public_key
     )
+    command_id, status, millis = await _command_open(device, wait_seconds=wait_seconds)
+    event = _open_event_values(
+        device,
+        command_id=command_id,
+        status=status,
+        millis=millis,
+        by=actor.kind,
+        pass_id=row.pass_id,
+        resident_id=row.resident_id,
+    )
+    event["detail"] = Jsonb(event["detail"])  # no ORM type to adapt it on this path
+    await write_rows(company_id, [(_RECORD_EVENT, event)], wait_for_flush=False)
+    return _open_outcome(device, status, millis)
 
 
 async def staff_open(
     session: AsyncSession, actor: Actor, *, access_point_id: uuid.UUID, wait_seconds: float = 3.0
 ) -> OpenResult:
-    """The console's open button (guard booth): same path, the staff member is audited."""
+    """The console's open button (guard booth): the same command; the staff member, who
+    uses a privilege rather than a pass, is audited besides the access event."""
     point = await get_access_point(session, actor, access_point_id=access_point_id)
-    device = await _device_for(session, point.id)
-    return await _open(
-        session, actor, device=device, pass_id=None, resident_id=None, wait_seconds=wait_seconds
+    found = await _device_for(session, point.id)
+    device = DoorDevice(
+        found.id, found.tenant_id, found.community_id, found.access_point_id, found.public_key
     )
-
-
-async def record_server_event(
-    session: AsyncSession,
-    device: Device,
-    *,
-    event_id: str,
-    kind: EventKind,
-    method: str,
-    pass_id: uuid.UUID | None = None,
-    resident_id: uuid.UUID | None = None,
-    reason: str = "",
-    detail: dict[str, Any] | None = None,
-) -> None:
-    from sqlalchemy.dialects.postgresql import insert
-
-    await session.execute(
-        insert(AccessEvent)
-        .values(
-            tenant_id=device.tenant_id,
-            id=new_id(),
-            community_id=device.community_id,
-            device_id=device.id,
-            device_event_id=event_id,
-            access_point_id=device.access_point_id,
-            occurred_at=_now(),
-            kind=kind.value,
-            method=method,
-            pass_id=pass_id,
-            resident_id=resident_id,
-            reason=reason,
-            detail=detail or {},
-        )
-        .on_conflict_do_nothing()
+    command_id, status, millis = await _command_open(device, wait_seconds=wait_seconds)
+    event = _open_event_values(
+        device,
+        command_id=command_id,
+        status=status,
+        millis=millis,
+        by=actor.kind,
+        pass_id=None,
+        resident_id=None,
     )
+    await session.execute(pg_insert(AccessEvent).values(event).on_conflict_do_nothing())
+    await audit.record(
+        session,
+        actor,
+        "access.remote_open",
+        target_type="device",
+        target_id=device.id,
+        detail={"status": status},
+    )
+    return _open_outcome(device, status, millis)
 
 
 # --- events search -----------------------------------------------------------------------------

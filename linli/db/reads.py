@@ -1,4 +1,4 @@
-"""The hot read path: one pipelined round trip per read, rows as plain dicts.
+"""The hot path: one pipelined round trip per read or small write, rows as plain dicts.
 
 The console reads far more than it writes, and for a short list the unit of work
 (ORM session, a round trip each for BEGIN, ``SET LOCAL``, the query and COMMIT,
@@ -12,7 +12,11 @@ Statements are SQLAlchemy Core, compiled once per shape (:class:`ReadQuery`);
 their parameters are named bind parameters, array parameters for id sets
 (``= ANY(:ids)``) so one compiled form serves any number of ids.
 
-Writes never come here: they go through :func:`linli.db.engine.unit_of_work`.
+A small write on a hot path (a door opened, a work order's state moved) goes
+through :func:`write_rows`: the same pipeline with the transaction left writable,
+several statements in one implicit transaction that commits at the Sync or rolls
+back whole. Anything with business objects to load and change goes through
+:func:`linli.db.engine.unit_of_work`.
 """
 
 from __future__ import annotations
@@ -80,6 +84,16 @@ BIND_TENANT_READ_ONLY = (
 )
 
 
+BIND_TENANT = "SELECT set_config('linli.tenant_id', %s, true)"
+# For records the outside world already holds (the device logged the opening itself):
+# the commit does not wait for the WAL flush; a database crash in the next few
+# hundred milliseconds may lose the row, never half of it (PostgreSQL docs, "Asynchronous
+# Commit").
+BIND_TENANT_ASYNC_COMMIT = (
+    "SELECT set_config('linli.tenant_id', %s, true), set_config('synchronous_commit', 'off', true)"
+)
+
+
 async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.set_autocommit(True)  # the pipeline's Sync ends each read's transaction
 
@@ -131,3 +145,36 @@ async def read_rows(
         # Leaving the pipeline sends the Sync and reads every result: one round trip.
         rows: list[Record] = await cursor.fetchall()
     return rows
+
+
+async def write_rows(
+    tenant_id: uuid.UUID,
+    statements: list[tuple[ReadQuery, Mapping[str, Any]]],
+    *,
+    wait_for_flush: bool = True,
+) -> list[list[Record]]:
+    """Run ``statements`` in one transaction bound to ``tenant_id``; one round trip.
+
+    Each statement's rows (its ``RETURNING``) come back in order. When one fails,
+    the whole transaction rolls back and the error propagates. ``wait_for_flush=False``
+    commits asynchronously: only for records whose loss in a database crash is
+    acceptable.
+    """
+    pool = read_pool()
+    if pool.closed:
+        await pool.open()
+    bound = [(query.sql, query.params(values)) for query, values in statements]
+    async with pool.connection() as conn:
+        cursors = []
+        async with conn.pipeline():
+            await conn.execute(
+                BIND_TENANT if wait_for_flush else BIND_TENANT_ASYNC_COMMIT, (str(tenant_id),)
+            )
+            for sql, params in bound:
+                cursor = conn.cursor(row_factory=record_row)
+                await cursor.execute(sql, params)
+                cursors.append(cursor)
+        results: list[list[Record]] = []
+        for cursor in cursors:
+            results.append(await cursor.fetchall() if cursor.description else [])
+    return results

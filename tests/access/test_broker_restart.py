@@ -63,14 +63,12 @@ async def test_everyone_reconnects_after_a_broker_restart(
         mine = communities[0]
 
         async def open_door() -> str:
-            async with unit_of_work() as session:
-                result = await service.remote_open(
-                    session,
-                    _resident(site),
-                    company_id=site.company.id,
-                    pass_id=mine.pass_id,
-                    access_point_id=site.entrance_id,
-                )
+            result = await service.remote_open(
+                _resident(site),
+                company_id=site.company.id,
+                pass_id=mine.pass_id,
+                access_point_id=site.entrance_id,
+            )
             return result.status
 
         assert await open_door() == "done"

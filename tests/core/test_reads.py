@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from sqlalchemy import column, select, table, text
 
-from linli.db.reads import ReadQuery, read_pool, read_rows
+from linli.db.reads import ReadQuery, read_pool, read_rows, write_rows
 from tests.factories import make_company
 
 SETTING = ReadQuery(select(text("current_setting('linli.tenant_id', true) AS tenant")))
@@ -41,3 +41,30 @@ async def test_a_read_cannot_write() -> None:
 def test_unknown_parameters_are_refused() -> None:
     with pytest.raises(KeyError):
         SETTING.params({"limit": 1})
+
+
+async def test_a_write_commits_whole_under_the_tenant_fence_or_not_at_all() -> None:
+    a = await make_company(communities=1)
+    b = await make_company(communities=1)
+    rename = ReadQuery(
+        text("UPDATE communities SET name = :name WHERE id = :id RETURNING id, name").bindparams(
+            name="", id=None
+        )
+    )
+    failing = ReadQuery(text("SELECT 1 / 0"))
+    [renamed] = await write_rows(a.id, [(rename, {"name": "写入一", "id": a.communities[0]})])
+    assert [r.name for r in renamed] == ["写入一"]
+    # Another company's row is invisible to the fence: nothing to update.
+    [untouched] = await write_rows(a.id, [(rename, {"name": "越权", "id": b.communities[0]})])
+    assert untouched == []
+    # A later statement failing rolls the earlier one back: one transaction.
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await write_rows(a.id, [(rename, {"name": "半截", "id": a.communities[0]}), (failing, {})])
+    names = await read_rows(a.id, ReadQuery(text("SELECT name FROM communities")), {})
+    assert [r.name for r in names] == ["写入一"]
+    # Asynchronous commit is still a commit.
+    await write_rows(
+        a.id, [(rename, {"name": "写入二", "id": a.communities[0]})], wait_for_flush=False
+    )
+    names = await read_rows(a.id, ReadQuery(text("SELECT name FROM communities")), {})
+    assert [r.name for r in names] == ["写入二"]
