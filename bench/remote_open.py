@@ -313,7 +313,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fleet", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fleet:
-        asyncio.run(fleet_main(args.fleet))
+        from linli.core import loops
+
+        loops.run(fleet_main(args.fleet))
         return
     broker = _with_broker()
     try:

@@ -122,7 +122,9 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         finally:
             await dispose_engine()
 
-    return asyncio.run(main())
+    from linli.core import loops
+
+    return loops.run(main())
 
 
 @contextmanager
@@ -202,7 +204,9 @@ def worker(
 @app.command()
 @friendly
 def migrate(
-    revision: Annotated[str, typer.Option(help="Alembic revision to upgrade to (default: every head).")] = "heads",
+    revision: Annotated[
+        str, typer.Option(help="Alembic revision to upgrade to (default: every head).")
+    ] = "heads",
 ) -> None:
     """Create the app role and upgrade the schema (as the owner role)."""
     _quiet_logs()
@@ -331,7 +335,13 @@ def demo(
     base = f"http://{host}:{port}"
     out.print(f"Staff console:   [bold]{base}/console[/]  (company code [bold]{result.slug}[/])")
     out.print(f"Resident portal: [bold]{base}/portal[/]")
+    out.print(f"Developers:      {base}/developers · operators: {base}/operator")
     out.print(f"API docs:        {base}/docs")
+    from linli import demo as demo_setup
+
+    children = demo_setup.demo_children(result, base)
+    for child in children:
+        out.print(f"{child.name + ':':<17}[bold]{child.url}[/]  ({child.note})")
     if not serve:
         return
     out.print("Serving with a background worker and simulated door devices; Ctrl+C stops all.")
@@ -341,7 +351,8 @@ def demo(
         ("device-sim", "--community", str(community), "--devices", str(count))
         for community, count in result.simulated_devices.items()
     ]
-    serving.run(host=host, port=port, with_worker=True, companions=simulators)
+    with demo_setup.running_children(children):
+        serving.run(host=host, port=port, with_worker=True, companions=simulators)
 
 
 @app.command()

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
+from linli.core import loops
+
 
 def broker_config(host: str, port: int) -> dict[str, Any]:
     return {
@@ -38,20 +40,9 @@ async def serve(
             await broker.shutdown()
 
 
-def event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop for the broker: amqtt spends most of its time in the event loop's socket
-    handling, which uvloop does in C (a QoS 1 round trip through the embedded broker
-    takes about half the time)."""
-    try:
-        import uvloop
-    except ImportError:  # uvicorn[standard] brings it; without it, the stock loop works
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def run_forever(host: str = "127.0.0.1", port: int = 1884) -> None:
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=event_loop) as runner:
-        runner.run(serve(host, port))
+    with contextlib.suppress(KeyboardInterrupt):
+        loops.run(serve(host, port))
 
 
 if __name__ == "__main__":
