@@ -11,9 +11,17 @@ It refuses to run with ``LINLI_ENV=prod``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -21,6 +29,9 @@ from linli.auth.actor import Actor
 from linli.auth.permissions import Role
 from linli.config import get_settings
 from linli.core.errors import Conflict
+
+if TYPE_CHECKING:
+    from linli.platform.seed import PartnerWiring
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "海纳物业 (演示)"
@@ -91,6 +102,8 @@ class DemoResult:
     logins: list[DemoLogin]
     # community id -> simulated devices seeded there (the demo runs a simulator for them)
     simulated_devices: dict[uuid.UUID, int] = field(default_factory=dict)
+    # the example partner app's credentials and the company's installation of it
+    partner: PartnerWiring | None = None
 
 
 Step = Callable[[str], None]
@@ -263,11 +276,24 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     await seed_votes(tenant_id)
     step("owner vote")
 
-    # A partner (a parcel-locker company) with an approved app, for the developer
-    # portal and examples/parcel_locker.
-    from linli.platform.seed import seed_demo_partner
+    # A partner (a parcel-locker company) with an approved app the company installed,
+    # for the developer portal and examples/parcel_locker (which `linli demo` runs).
+    from linli.auth.models import StaffUser
+    from linli.platform.seed import wire_demo_partner
 
-    partner = await seed_demo_partner()
+    async with unit_of_work(tenant_id) as session:
+        admin_id = await session.scalar(
+            select(StaffUser.id).where(StaffUser.username == STAFF[0].username)
+        )
+    if admin_id is None:  # the company's first admin was renamed or removed
+        raise RuntimeError(f"the demo company has no staff user {STAFF[0].username!r}")
+    wiring = await wire_demo_partner(
+        tenant_id,
+        community_ids,
+        installed_by=admin_id,
+        partner_url=f"http://127.0.0.1:{_partner_port()}",
+    )
+    partner = wiring.partner
     logins.append(
         DemoLogin(
             "developer",
@@ -287,6 +313,7 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
         slug=DEMO_SLUG,
         logins=logins,
         simulated_devices=simulated,
+        partner=wiring,
     )
 
 
@@ -304,3 +331,102 @@ async def _simulated_devices(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
             .group_by(Device.community_id)
         )
         return {community: count for community, count in rows.tuples()}
+
+
+# --- processes the demo runs beside the server -------------------------------------------------
+
+PARTNER_PORT = 9100  # examples/parcel_locker; another free port when this one is taken
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_APP = ROOT / "examples" / "parcel_locker" / "app.py"
+SDK_PATH = ROOT / "sdk" / "python"
+
+
+def _partner_port() -> int:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", PARTNER_PORT)) != 0:
+            return PARTNER_PORT
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class DemoChild:
+    """A process ``linli demo`` runs beside the server, stopped with it.
+
+    ``env`` is the child's whole environment (plus PATH): a partner process gets
+    its own credentials and nothing of linli's settings or secrets.
+    """
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    url: str = ""  # printed with the demo logins
+    note: str = ""
+
+
+def parcel_locker_child(result: DemoResult, linli_url: str) -> DemoChild | None:
+    """examples/parcel_locker, with the demo company's installation of it wired in."""
+    wiring = result.partner
+    if wiring is None or not EXAMPLE_APP.is_file():  # an installed wheel has no examples/
+        return None
+    return DemoChild(
+        name="Partner app",
+        argv=[sys.executable, str(EXAMPLE_APP)],
+        env=example_app_env(wiring, linli_url),
+        url=f"{wiring.partner_url}/",
+        note="丰邻快递柜, an example partner: residents open it from 服务 in the portal",
+    )
+
+
+def example_app_env(wiring: PartnerWiring, linli_url: str) -> dict[str, str]:
+    """The example app's configuration: the SDK on its path, its credentials, where it
+    listens, and the installation it was given (a partner keeps these in its own store)."""
+    port = wiring.partner_url.rsplit(":", 1)[1]
+    return {
+        "PYTHONPATH": str(SDK_PATH),  # the SDK only, not linli
+        "LINLI_URL": linli_url.rstrip("/"),
+        "CLIENT_ID": wiring.partner.client_id,
+        "CLIENT_SECRET": wiring.partner.client_secret,
+        "WEBHOOK_SECRET": wiring.partner.webhook_secret,
+        "PORT": port,
+        "PUBLIC_URL": wiring.partner_url,
+        "INSTALLATIONS": f"{wiring.tenant_id}:{wiring.installation_id}",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+ChildBuilder = Callable[[DemoResult, str], DemoChild | None]
+
+# Every process ``linli demo`` starts beside the server (the device simulators are
+# started by the server itself). Another sandbox for the demo (a payment provider's,
+# say) is one builder appended here.
+DEMO_CHILDREN: list[ChildBuilder] = [
+    parcel_locker_child,
+]
+
+
+def demo_children(result: DemoResult, linli_url: str) -> list[DemoChild]:
+    return [child for build in DEMO_CHILDREN if (child := build(result, linli_url)) is not None]
+
+
+@contextlib.contextmanager
+def running_children(children: Sequence[DemoChild]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start ``children``; stop them (SIGTERM, then kill) when the block ends."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for child in children:
+            env = {"PATH": os.environ.get("PATH", ""), **child.env}
+            started.append(subprocess.Popen(child.argv, env=env, cwd=ROOT))  # noqa: S603
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -28,6 +28,7 @@ from linli.core.errors import DomainError, Unauthorized
 from linli.db.engine import unit_of_work
 from linli.platform import access_log, oauth, scopes, webhooks
 from linli.platform import service as platform_service
+from linli.platform.models import ReviewStatus
 from linli.platform.schemas import (
     AccessDay,
     AppCreated,
@@ -44,6 +45,7 @@ from linli.platform.schemas import (
     PartnerRegister,
     ReviewDecision,
     Sent,
+    SuspendRequest,
     TokenAnswer,
 )
 from linli.platform.service import DeveloperPrincipal
@@ -244,10 +246,16 @@ async def replay_delivery(
 
 
 @router.get("/review", response_model=list[AppRead], tags=["operator"])
-async def apps_to_review(actor: Operator, session: DbSession) -> list[AppRead]:
-    return [
-        AppRead.model_validate(a) for a in await platform_service.apps_to_review(session, actor)
-    ]
+async def apps_to_review(
+    actor: Operator,
+    session: DbSession,
+    status: Annotated[
+        str, Query(pattern="^(pending|approved|rejected|suspended|draft)$")
+    ] = "pending",
+) -> list[AppRead]:
+    """The review queue (``pending``, oldest first), or the apps in another state."""
+    apps = await platform_service.apps_with_status(session, actor, ReviewStatus(status))
+    return [AppRead.model_validate(a) for a in apps]
 
 
 @router.post("/review/{app_id}", response_model=AppRead, tags=["operator"])
@@ -258,6 +266,20 @@ async def review_app(
         session, actor, app_id, approve=body.approve, note=body.note
     )
     return AppRead.model_validate(app)
+
+
+@router.post("/review/{app_id}/suspend", response_model=AppRead, tags=["operator"])
+async def suspend_app(
+    actor: Operator, session: DbSession, app_id: uuid.UUID, body: SuspendRequest
+) -> AppRead:
+    """Pull a live app at once: its tokens, webhooks, sign-in and portal entries stop."""
+    app = await platform_service.suspend_app(session, actor, app_id, reason=body.reason)
+    return AppRead.model_validate(app)
+
+
+@router.post("/review/{app_id}/reinstate", response_model=AppRead, tags=["operator"])
+async def reinstate_app(actor: Operator, session: DbSession, app_id: uuid.UUID) -> AppRead:
+    return AppRead.model_validate(await platform_service.reinstate_app(session, actor, app_id))
 
 
 # --- the company's directory, installations and access log --------------------------------
@@ -335,7 +357,7 @@ async def access_log_export(
 
 def _oauth_error(exc: DomainError) -> JSONResponse:
     status = 401 if exc.instance_code == "invalid_client" else exc.status
-    if status == 403 and exc.instance_code == "app_not_approved":
+    if status == 403 and exc.instance_code in ("app_not_approved", "app_suspended"):
         status = 400
     return JSONResponse(
         {"error": exc.instance_code, "error_description": exc.message},

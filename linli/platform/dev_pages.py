@@ -8,6 +8,7 @@ carries a CSRF token derived from that cookie with the server key.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import uuid
@@ -16,11 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 
 from linli.auth.deps import DeclaredRoute
 from linli.auth.permissions import Permission
 from linli.config import get_settings
-from linli.core.errors import DomainError, PermissionDenied, Unauthorized
+from linli.core.errors import DomainError, NotFound, PermissionDenied, Unauthorized
 from linli.platform import events, scopes, webhooks
 from linli.platform import service as platform_service
 from linli.platform.api import (
@@ -29,8 +31,10 @@ from linli.platform.api import (
     platform_session,
     read_developer_token,
 )
-from linli.platform.schemas import Manifest
+from linli.platform.models import PartnerApp, ReviewStatus
+from linli.platform.schemas import MAX_ICON_BYTES, Manifest
 from linli.platform.service import DeveloperPrincipal
+from linli.web.nav import N_
 from linli.web.session import describe
 from linli.web.templating import render
 
@@ -72,6 +76,15 @@ class DeveloperPublic:
         return None
 
 
+# Review states as people read them (the developer portal and the operator console).
+STATUS_LABELS = {
+    ReviewStatus.DRAFT.value: N_("Draft"),
+    ReviewStatus.PENDING.value: N_("Waiting for review"),
+    ReviewStatus.APPROVED.value: N_("Approved"),
+    ReviewStatus.REJECTED.value: N_("Rejected"),
+    ReviewStatus.SUSPENDED.value: N_("Suspended"),
+}
+
 Dev = Annotated[DeveloperPrincipal, Depends(DeveloperPage())]
 Anyone = Annotated[None, Depends(DeveloperPublic())]
 Short = Annotated[str, Form(max_length=200)]
@@ -93,7 +106,11 @@ def _signed_in(token: str) -> RedirectResponse:
 
 def _base(request: Request) -> dict[str, Any]:
     token = request.cookies.get(COOKIE, "")
-    return {"csrf_token": _csrf(token) if token else "", "prefix": PREFIX}
+    return {
+        "csrf_token": _csrf(token) if token else "",
+        "prefix": PREFIX,
+        "status_labels": STATUS_LABELS,
+    }
 
 
 @router.get(PREFIX + "/login")
@@ -180,10 +197,26 @@ def _form_context(**extra: Any) -> dict[str, Any]:
     }
 
 
-def _manifest(form: Any) -> Manifest:
+async def _icon(form: Any, keep: PartnerApp | None) -> tuple[str | None, str]:
+    """An uploaded icon as the manifest carries it (base64 + type); else the app's current
+    one, so saving the form without a new file keeps it. Checked by :class:`Manifest`."""
+    upload = form.get("icon")
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await upload.read(MAX_ICON_BYTES + 1)  # one byte more: "too large", not cut
+        if data:
+            return base64.b64encode(data).decode(), upload.content_type or ""
+    if keep is not None and keep.icon:
+        return base64.b64encode(keep.icon).decode(), keep.icon_type
+    return None, ""
+
+
+async def _manifest(form: Any, keep: PartnerApp | None = None) -> Manifest:
+    icon_base64, icon_type = await _icon(form, keep)
     return Manifest(
         name=str(form.get("name", "")),
         description=str(form.get("description", "")),
+        icon_base64=icon_base64,
+        icon_type=icon_type,
         requested_scopes=[str(s) for s in form.getlist("scope")],
         events=[str(e) for e in form.getlist("event")],
         webhook_url=str(form.get("webhook_url", "")),
@@ -193,23 +226,38 @@ def _manifest(form: Any) -> Manifest:
     )
 
 
+def _refusal(exc: Exception) -> tuple[dict[str, Any], int]:
+    """What the page shows of a refused manifest, and the status."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return {"message": message, "fields": {}}, 422
+    assert isinstance(exc, DomainError)
+    described = describe(exc)
+    fields = described.get("fields") or {}
+    if fields:
+        described["message"] = "; ".join(f"{k}: {v}" for k, v in fields.items())
+    return described, exc.status
+
+
 @router.post(PREFIX + "/apps")
 async def create_app(request: Request, developer: Dev, session: Db) -> Response:
     from pydantic import ValidationError
 
     form = await request.form()
     try:
-        manifest = _manifest(form)
+        manifest = await _manifest(form)
         async with session.begin_nested():
             app, secret = await platform_service.create_app(session, developer, manifest)
-    except ValidationError as exc:
+    except (ValidationError, DomainError) as exc:
         apps = await platform_service.my_apps(session, developer)
-        error = {"message": "; ".join(str(e["msg"]) for e in exc.errors()), "fields": {}}
+        error, status = _refusal(exc)
         return render(
             request,
             "platform/dev_apps.html",
             _base(request) | _form_context(apps=apps, error=error),
-            status_code=422,
+            status_code=status,
         )
     return await _app_page(request, developer, session, app.id, shown_secret=secret)
 
@@ -251,20 +299,34 @@ async def update_manifest(
     from pydantic import ValidationError
 
     form = await request.form()
+    app = await platform_service.my_app(session, developer, app_id)
     try:
-        manifest = _manifest(form)
+        manifest = await _manifest(form, keep=app)
         async with session.begin_nested():
             await platform_service.update_manifest(session, developer, app_id, manifest)
-    except ValidationError as exc:
+    except (ValidationError, DomainError) as exc:
         app = await platform_service.my_app(session, developer, app_id)
-        error = {"message": "; ".join(str(e["msg"]) for e in exc.errors()), "fields": {}}
+        error, status = _refusal(exc)
         return render(
             request,
             "platform/dev_app.html",
             _base(request) | _form_context(app=app, deliveries=[], error=error),
-            status_code=422,
+            status_code=status,
         )
     return RedirectResponse(f"{PREFIX}/apps/{app_id}", status_code=303)
+
+
+@router.get(PREFIX + "/apps/{app_id}/icon")
+async def app_icon(developer: Dev, session: Db, app_id: uuid.UUID) -> Response:
+    app = await platform_service.my_app(session, developer, app_id)
+    if not app.icon:
+        raise NotFound("No such app.", code="app_not_found")
+    # Raster types only (checked at upload); nosniff so nothing reinterprets the bytes.
+    return Response(
+        app.icon,
+        media_type=app.icon_type,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=60"},
+    )
 
 
 @router.post(PREFIX + "/apps/{app_id}/credentials")

@@ -7,6 +7,7 @@ among the installation's communities. docs/events.md documents the payloads.
 
 from __future__ import annotations
 
+from linli.billing import events as billing_events
 from linli.estate import events as estate_events
 from linli.workorders import events as workorder_events
 
@@ -25,6 +26,10 @@ CATALOG: dict[str, str | None] = {
     estate_events.VEHICLE_REGISTERED: "residents:read:basic",
     workorder_events.CREATED: "estate:read",
     workorder_events.FINISHED: "estate:read",
+    billing_events.RUN_ISSUED: "billing:read",
+    billing_events.RUN_REVERTED: "billing:read",
+    billing_events.RECEIPT_PAID: "billing:read",
+    billing_events.RECEIPT_VOIDED: "billing:read",
     APP_INSTALLED: None,
     APP_REVOKED: None,
 }

@@ -33,6 +33,9 @@ class ReviewStatus(enum.StrEnum):
     PENDING = "pending"  # submitted, waiting for the platform operator
     APPROVED = "approved"  # listed in every company's app directory
     REJECTED = "rejected"  # sent back with a note
+    # Pulled by the operator (下架): no token, webhook, sign-in or portal entry works
+    # until reinstated; installations stay, so reinstating restores them as they were.
+    SUSPENDED = "suspended"
 
 
 class Environment(enum.StrEnum):

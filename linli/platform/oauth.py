@@ -45,6 +45,7 @@ from linli.platform.models import (
     Installation,
     InstallationCommunity,
     PartnerApp,
+    ReviewStatus,
 )
 from linli.residents import service as residents_service
 
@@ -152,7 +153,11 @@ async def client_credentials(
 _TOKEN_STATE = ReadQuery(
     select(
         Installation.app_id,
-        (AppToken.revoked_at.is_(None) & Installation.revoked_at.is_(None)).label("live"),
+        (
+            AppToken.revoked_at.is_(None)
+            & Installation.revoked_at.is_(None)
+            & (PartnerApp.review_status != ReviewStatus.SUSPENDED.value)
+        ).label("live"),
     )
     .select_from(AppToken)
     .join(
@@ -162,6 +167,7 @@ _TOKEN_STATE = ReadQuery(
             Installation.id == AppToken.installation_id,
         ),
     )
+    .join(PartnerApp, PartnerApp.id == Installation.app_id)
     .where(
         AppToken.tenant_id == bindparam("tenant_id", type_=Uuid()),
         AppToken.id == bindparam("token_id", type_=Uuid()),
@@ -170,7 +176,8 @@ _TOKEN_STATE = ReadQuery(
 
 
 async def guard(actor: Actor, request: Request) -> None:
-    """Refuse a revoked token or installation; count the call against the app's limits.
+    """Refuse a revoked token or installation, or a suspended app; count the call against
+    the app's limits.
 
     One pipelined read. The app is noted before any refusal, so refused calls of a
     revoked installation are in the company's access log too.
@@ -326,6 +333,8 @@ async def check_authorization_request(
     if row is None:
         raise _grant_error("Unknown client.", "invalid_client")
     credential, app = row
+    if app.review_status == ReviewStatus.SUSPENDED.value:
+        raise PermissionDenied("The platform has suspended this app.", code="app_suspended")
     if redirect_uri not in app.redirect_uris:
         raise _grant_error("The redirect URI is not registered.", "invalid_redirect_uri")
     if response_type != "code":
@@ -571,8 +580,11 @@ async def userinfo(token: str) -> dict[str, Any]:
     found = await _token_row(claims)
     if found is None or found[0].revoked_at is not None or found[1].revoked_at is not None:
         raise Unauthorized("The access token has been revoked.", code="token_revoked")
-    row, _ = found
+    row, installation = found
     async with unit_of_work(row.tenant_id) as session:
+        app = await session.get(PartnerApp, installation.app_id)
+        if app is None or app.review_status == ReviewStatus.SUSPENDED.value:
+            raise Unauthorized("The access token has been revoked.", code="token_revoked")
         code = AuthorizationCode(
             installation_id=row.installation_id,
             account_id=row.account_id,

@@ -316,6 +316,7 @@ async def consent_given(
 
 
 # The developer portal lives in its own module; its routes are served with these pages.
-from linli.platform import dev_pages  # noqa: E402
+from linli.platform import dev_pages, operator_pages  # noqa: E402
 
 router.include_router(dev_pages.router)
+router.include_router(operator_pages.router)

@@ -157,6 +157,10 @@ class ReviewDecision(Schema):
     note: str = Field(default="", max_length=1000)
 
 
+class SuspendRequest(Schema):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
 class InstallRequest(Schema):
     app_id: uuid.UUID
     community_ids: list[uuid.UUID] = Field(min_length=1, max_length=5000)

@@ -219,7 +219,10 @@ async def submit_for_review(
     session: AsyncSession, developer: DeveloperPrincipal, app_id: uuid.UUID
 ) -> PartnerApp:
     app = await my_app(session, developer, app_id)
-    if app.review_status == ReviewStatus.APPROVED.value:
+    if app.review_status == ReviewStatus.SUSPENDED.value:
+        # Only the operator lifts a suspension: resubmitting must not bring the app back.
+        raise Conflict("The platform has suspended this app.", code="app_suspended")
+    if app.review_status in (ReviewStatus.APPROVED.value, ReviewStatus.PENDING.value):
         return app
     app.review_status = ReviewStatus.PENDING.value
     await session.flush()
@@ -280,6 +283,8 @@ async def authenticate_client(
     if not hmac.compare_digest(expected, hash_client_secret(client_secret)) or row is None:
         raise Unauthorized("Unknown client or wrong secret.", code="invalid_client")
     credential, app = row
+    if app.review_status == ReviewStatus.SUSPENDED.value:
+        raise PermissionDenied("The platform has suspended this app.", code="app_suspended")
     if (
         credential.environment == Environment.LIVE.value
         and app.review_status != ReviewStatus.APPROVED.value
@@ -288,26 +293,67 @@ async def authenticate_client(
     return credential, app
 
 
-# --- operator review ----------------------------------------------------------------------
+# --- operator review (应用审核) ------------------------------------------------------------
 
 
-async def apps_to_review(session: AsyncSession, actor: Actor) -> list[PartnerApp]:
+async def apps_with_status(
+    session: AsyncSession, actor: Actor, status: ReviewStatus
+) -> list[PartnerApp]:
+    """Apps in one review state: the queue (``pending``) oldest first, the others by name."""
     _operator(actor)
+    order = PartnerApp.created_at if status is ReviewStatus.PENDING else PartnerApp.name
     rows = await session.scalars(
-        select(PartnerApp)
-        .where(PartnerApp.review_status == ReviewStatus.PENDING.value)
-        .order_by(PartnerApp.created_at)
+        select(PartnerApp).where(PartnerApp.review_status == status.value).order_by(order)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class AppUnderReview:
+    """What the operator looks at: the app, its manifest and the partner that built it.
+
+    No installation figures: which companies installed an app is their data, and the
+    operator sees no tenant data.
+    """
+
+    app: PartnerApp
+    partner: Partner
+
+
+async def app_for_operator(
+    session: AsyncSession, actor: Actor, app_id: uuid.UUID
+) -> AppUnderReview:
+    _operator(actor)
+    row = (
+        await session.execute(
+            select(PartnerApp, Partner)
+            .join(Partner, Partner.id == PartnerApp.partner_id)
+            .where(PartnerApp.id == app_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such app.", code="app_not_found")
+    return AppUnderReview(row[0], row[1])
 
 
 async def review_app(
     session: AsyncSession, actor: Actor, app_id: uuid.UUID, *, approve: bool, note: str
 ) -> PartnerApp:
+    """Approve (listed in every company's directory) or reject (with a reason the
+    developer reads in the developer portal) an app waiting in the queue."""
     _operator(actor)
-    app = await session.get(PartnerApp, app_id)
+    app = await session.get(PartnerApp, app_id, with_for_update=True)
     if app is None:
         raise NotFound("No such app.", code="app_not_found")
+    note = note.strip()
+    if not approve and not note:
+        raise ValidationFailed(
+            "Say why the app is rejected.",
+            errors=[FieldError(field="note", message="A reason is required to reject an app.")],
+        )
+    # linli itself (seeding, benchmarks) approves directly; an operator decides on the queue.
+    if actor.kind is not PrincipalKind.SYSTEM and app.review_status != ReviewStatus.PENDING.value:
+        raise Conflict("The app is not waiting for review.", code="app_not_pending")
     app.review_status = (ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED).value
     app.review_note = note
     app.reviewed_at = _now()
@@ -319,6 +365,64 @@ async def review_app(
         target_type="app",
         target_id=app.id,
         detail={"status": app.review_status},
+    )
+    return app
+
+
+async def suspend_app(
+    session: AsyncSession, actor: Actor, app_id: uuid.UUID, *, reason: str
+) -> PartnerApp:
+    """Pull a live app (下架) at once, in every company that installed it.
+
+    Nothing is deleted: the companies' installations and grants stay. What stops,
+    from the next request on, is read from the app's status where it is checked:
+    client authentication (no new token, no introspection), the guard on every
+    app call (tokens already issued), the webhook fan-out and dispatch, the
+    resident sign-in, and the portal entries.
+    """
+    _operator(actor)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed(
+            "Say why the app is suspended.",
+            errors=[FieldError(field="reason", message="A reason is required.")],
+        )
+    app = await session.get(PartnerApp, app_id, with_for_update=True)
+    if app is None:
+        raise NotFound("No such app.", code="app_not_found")
+    if app.review_status == ReviewStatus.SUSPENDED.value:
+        return app
+    if app.review_status not in (ReviewStatus.APPROVED.value, ReviewStatus.PENDING.value):
+        raise Conflict("Only a live app can be suspended.", code="app_not_live")
+    app.review_status = ReviewStatus.SUSPENDED.value
+    app.review_note = reason
+    app.reviewed_at = _now()
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "platform.app.suspended",
+        target_type="app",
+        target_id=app.id,
+        detail={"reason": reason},
+    )
+    return app
+
+
+async def reinstate_app(session: AsyncSession, actor: Actor, app_id: uuid.UUID) -> PartnerApp:
+    """Lift a suspension: the app is approved again and its installations work as before."""
+    _operator(actor)
+    app = await session.get(PartnerApp, app_id, with_for_update=True)
+    if app is None:
+        raise NotFound("No such app.", code="app_not_found")
+    if app.review_status != ReviewStatus.SUSPENDED.value:
+        raise Conflict("The app is not suspended.", code="app_not_suspended")
+    app.review_status = ReviewStatus.APPROVED.value
+    app.review_note = ""
+    app.reviewed_at = _now()
+    await session.flush()
+    await audit.record(
+        session, actor, "platform.app.reinstated", target_type="app", target_id=app.id
     )
     return app
 
@@ -590,6 +694,7 @@ async def portal_entries(session: AsyncSession, actor: Actor) -> list[PortalEntr
                 )
                 .where(
                     Installation.revoked_at.is_(None),
+                    PartnerApp.review_status != ReviewStatus.SUSPENDED.value,
                     PartnerApp.entry_url != "",
                     InstallationCommunity.community_id.in_(communities),
                 )

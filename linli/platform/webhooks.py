@@ -45,7 +45,7 @@ from standardwebhooks import Webhook
 from linli.auth.actor import Actor
 from linli.core import audit
 from linli.core.consumers import DeliveredEvent, EventConsumer, register
-from linli.core.errors import NotFound
+from linli.core.errors import NotFound, PermissionDenied
 from linli.core.logging import get_logger
 from linli.db.engine import unit_of_work
 from linli.estate import service as estate_service
@@ -57,6 +57,7 @@ from linli.platform.models import (
     Installation,
     InstallationCommunity,
     PartnerApp,
+    ReviewStatus,
     WebhookDelivery,
 )
 
@@ -147,6 +148,7 @@ async def fan_out(session: AsyncSession, event: DeliveredEvent) -> list[uuid.UUI
         PartnerApp.events.contains(cast([event.type], ARRAY(String(80)))),
         PartnerApp.webhook_url != "",
         PartnerApp.webhook_disabled_at.is_(None),
+        PartnerApp.review_status != ReviewStatus.SUSPENDED.value,
     ]
     if needed is not None:
         conditions.append(Installation.granted_scopes.contains(cast([needed], ARRAY(String(40)))))
@@ -366,9 +368,15 @@ async def _lease(
         if app is None:
             return [], None, False
         now = _now()
-        stop = installation.revoked_at is not None or app.webhook_disabled_at is not None
-        if stop:
-            reason = "installation revoked" if installation.revoked_at else "webhook disabled"
+        if installation.revoked_at is not None:
+            reason = "installation revoked"
+        elif app.review_status == ReviewStatus.SUSPENDED.value:
+            reason = "app suspended"
+        elif app.webhook_disabled_at is not None:
+            reason = "webhook disabled"
+        else:
+            reason = ""
+        if reason:
             await session.execute(
                 update(WebhookDelivery)
                 .where(
@@ -614,6 +622,8 @@ async def replay(
     """Send a delivery again (same ``webhook-id``: receivers de-duplicate). Re-enables the hook."""
     async with unit_of_work() as session:
         app = await platform_service.my_app(session, developer, app_id)
+        if app.review_status == ReviewStatus.SUSPENDED.value:
+            raise PermissionDenied("The platform has suspended this app.", code="app_suspended")
         app.webhook_disabled_at = None
     async with unit_of_work(tenant_id) as session:
         delivery = await session.scalar(

@@ -65,3 +65,51 @@ async def test_register_create_app_and_credentials(client) -> None:
     assert "快递柜 Pro" in (await client.get(f"/developers/apps/{app_id}")).text
     client.cookies.clear()
     assert (await client.get(f"/developers/apps/{app_id}")).status_code in (401, 303)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_icon_upload_is_checked_and_kept(client) -> None:
+    registered = await client.post(
+        "/developers/register",
+        data={
+            "company_name": "丰邻",
+            "email": f"d{secrets.token_hex(4)}@locker.example",
+            "display_name": "李",
+            "password": "a-long-password-1",
+        },
+    )
+    client.cookies.set("linli_developer", registered.cookies["linli_developer"], path="/developers")
+    token = _csrf((await client.get("/developers")).text)
+    fields = {"csrf_token": token, "name": "快递柜", "scope": ["estate:read"]}
+    svg = await client.post(
+        "/developers/apps",
+        data=fields,
+        files={"icon": ("x.svg", b"<svg onload=alert(1)>", "image/svg+xml")},
+    )
+    assert svg.status_code == 422 and "image/png" in svg.text
+    disguised = await client.post(
+        "/developers/apps", data=fields, files={"icon": ("x.png", b"GIF89a....", "image/png")}
+    )
+    assert disguised.status_code == 422
+    huge = await client.post(
+        "/developers/apps",
+        data=fields,
+        files={"icon": ("x.png", PNG + b"0" * 70_000, "image/png")},
+    )
+    assert huge.status_code == 422
+    created = await client.post(
+        "/developers/apps", data=fields, files={"icon": ("x.png", PNG, "image/png")}
+    )
+    assert created.status_code == 200, created.text[:300]
+    app_id = re.search(r"/developers/apps/([0-9a-f-]{36})/icon", created.text).group(1)  # type: ignore[union-attr]
+    icon = await client.get(f"/developers/apps/{app_id}/icon")
+    assert icon.content == PNG and icon.headers["content-type"] == "image/png"
+    assert icon.headers["x-content-type-options"] == "nosniff"
+    # saving the manifest without a new file keeps the icon
+    saved = await client.post(
+        f"/developers/apps/{app_id}/manifest", data={**fields, "name": "快递柜 2"}
+    )
+    assert saved.status_code == 303
+    assert (await client.get(f"/developers/apps/{app_id}/icon")).content == PNG

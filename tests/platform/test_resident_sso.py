@@ -168,3 +168,49 @@ async def test_portal_entries_follow_installation_and_revocation(client) -> None
         await service.revoke_installation(session, admin, inst.installation_id)
     async with unit_of_work() as session:
         assert await service.portal_entries(session, resident) == []
+
+
+async def test_resident_token_stops_when_revoked_or_suspended(client) -> None:
+    import uuid
+
+    from linli.auth.actor import Actor, PrincipalKind
+    from linli.auth.tokens import issue_access_token
+    from tests.factories import staff_token
+
+    async def signed_in() -> str:
+        code = await _code(client, resident_token, params)
+        answer = await client.post(
+            "/api/v1/platform/oauth/token", data=_exchange(app, code, verifier)
+        )
+        assert answer.status_code == 200, answer.text
+        token: str = answer.json()["access_token"]
+        info = await client.get("/api/v1/platform/oauth/userinfo", headers=bearer(token))
+        assert info.status_code == 200
+        return token
+
+    company, _, app, resident_token, verifier, params = await _setup()
+    token = await signed_in()
+    operator = bearer(issue_access_token(Actor(kind=PrincipalKind.OPERATOR, id=uuid.uuid4()))[0])
+    suspended = await client.post(
+        f"/api/v1/platform/review/{app.app_id}/suspend", headers=operator, json={"reason": "x"}
+    )
+    assert suspended.status_code == 200
+    info = await client.get("/api/v1/platform/oauth/userinfo", headers=bearer(token))
+    assert info.status_code == 401 and info.json()["code"] == "token_revoked"
+    await client.post(f"/api/v1/platform/review/{app.app_id}/reinstate", headers=operator)
+    assert (
+        await client.get("/api/v1/platform/oauth/userinfo", headers=bearer(token))
+    ).status_code == 200
+
+    admin = bearer(staff_token(company))
+    listed = await client.get("/api/v1/platform/installations", headers=admin)
+    installation_id = listed.json()[0]["id"]
+    await client.post(f"/api/v1/platform/installations/{installation_id}/revoke", headers=admin)
+    info = await client.get("/api/v1/platform/oauth/userinfo", headers=bearer(token))
+    assert info.status_code == 401
+    introspected = await client.post(
+        "/api/v1/platform/oauth/introspect",
+        data={"token": token},
+        auth=(app.client_id, app.client_secret),
+    )
+    assert introspected.json() == {"active": False}

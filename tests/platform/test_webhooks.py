@@ -214,3 +214,29 @@ def test_signature_is_standard_webhooks() -> None:
         "webhook-signature": signature,
     }
     assert Webhook(secret).verify('{"a":1}', headers) == {"a": 1}
+
+
+async def test_billing_events_need_billing_read(owner_dsn: str) -> None:
+    company = await make_company(communities=1)
+    community = company.communities[0]
+    paid = "billing.receipt.paid"
+    with Receiver("x") as receiver:
+        reader = await _app(receiver.url, [paid])
+        receiver.secret = reader.webhook_secret
+        blind = await _app(receiver.url, [paid])
+        granted = await install(company, reader, scopes=["billing:read"])
+        not_granted = await install(company, blind, scopes=["estate:read"])
+        event = await _emit(
+            company,
+            paid,
+            {
+                "receipt_id": str(uuid.uuid4()),
+                "house_id": str(uuid.uuid4()),
+                "community_id": str(community),
+                "amount_cents": 12_000,
+            },
+        )
+        await _fan_out(company, event)
+        assert await webhooks.dispatch_installation(company.id, not_granted.installation_id) == 0
+        assert await webhooks.dispatch_installation(company.id, granted.installation_id) == 1
+    assert [(r["type"], r["data"]["amount_cents"]) for r in receiver.received] == [(paid, 12_000)]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -76,3 +79,49 @@ def exchange_code(
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
+
+
+class InvalidIdToken(Exception):
+    """The id_token's signature, audience, expiry or nonce is not right: do not sign in."""
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def verify_id_token(
+    id_token: str,
+    *,
+    secret: str,
+    client_id: str,
+    nonce: str | None = None,
+    leeway: int = 60,
+) -> dict[str, Any]:
+    """Check an OpenID Connect id_token from linli and return its claims.
+
+    linli signs id_tokens with HS256 and the app's ``whsec_…`` signing secret (the
+    one its webhooks are signed with), so the app verifies them without a key fetch.
+    Checks the signature, ``aud`` (your client id), ``exp`` and, when given, ``nonce``.
+    """
+    try:
+        header_b64, payload_b64, signature_b64 = id_token.split(".")
+        header = json.loads(_b64decode(header_b64))
+        claims: dict[str, Any] = json.loads(_b64decode(payload_b64))
+        signature = _b64decode(signature_b64)
+    except ValueError as exc:
+        raise InvalidIdToken("malformed id_token") from exc
+    if header.get("alg") != "HS256":
+        raise InvalidIdToken("unexpected signing algorithm")
+    expected = hmac.new(
+        secret.encode(), f"{header_b64}.{payload_b64}".encode(), hashlib.sha256
+    ).digest()
+    if not hmac.compare_digest(expected, signature):
+        raise InvalidIdToken("bad signature")
+    audience = claims.get("aud")
+    if audience != client_id and not (isinstance(audience, list) and client_id in audience):
+        raise InvalidIdToken("issued to another client")
+    if not isinstance(claims.get("exp"), int) or claims["exp"] + leeway < time.time():
+        raise InvalidIdToken("expired")
+    if nonce is not None and not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+        raise InvalidIdToken("nonce does not match")
+    return claims
