@@ -95,7 +95,7 @@ class Actor:
         if self.kind is PrincipalKind.RESIDENT:
             return permission is Permission.RESIDENT_SELF
         if self.kind is PrincipalKind.OPERATOR:
-            return permission is Permission.OPERATOR_TENANTS
+            return permission in (Permission.OPERATOR_TENANTS, Permission.OPERATOR_APPS_REVIEW)
         if self.kind is PrincipalKind.SYSTEM:
             return True
         return permission in self.permissions

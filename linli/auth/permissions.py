@@ -74,6 +74,7 @@ class Permission(enum.StrEnum):
     RESIDENT_SELF = "resident.self"  # a resident acting on their own account
 
     OPERATOR_TENANTS = "operator.tenants.manage"
+    OPERATOR_APPS_REVIEW = "operator.apps.review"  # partner apps: approve, reject, suspend
 
 
 _EVERY_STAFF = frozenset({Permission.COMMUNITIES_READ})

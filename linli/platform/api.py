@@ -124,7 +124,7 @@ PlatformDb = Annotated[AsyncSession, Depends(platform_session, scope="function")
 Anyone = Annotated[Actor | None, Depends(public)]
 Dev = Annotated[DeveloperPrincipal, Depends(DeveloperAuth())]
 Operator = Annotated[
-    Actor, Depends(Authorizer(Permission.OPERATOR_TENANTS, kinds=(PrincipalKind.OPERATOR,)))
+    Actor, Depends(Authorizer(Permission.OPERATOR_APPS_REVIEW, kinds=(PrincipalKind.OPERATOR,)))
 ]
 AppsManager = Annotated[Actor, Depends(Authorizer(Permission.PLATFORM_APPS_MANAGE))]
 LogReader = Annotated[Actor, Depends(Authorizer(Permission.PLATFORM_ACCESS_LOG_READ))]

@@ -61,7 +61,7 @@ def _operator_from(request: Request) -> Actor | None:
         actor = decode_access_token(token, (PrincipalKind.OPERATOR,))
     except Unauthorized:
         return None
-    if actor.kind is not PrincipalKind.OPERATOR or not actor.can(Permission.OPERATOR_TENANTS):
+    if actor.kind is not PrincipalKind.OPERATOR or not actor.can(Permission.OPERATOR_APPS_REVIEW):
         return None
     return replace(actor, ip=client_ip(request), request_id=request_id(request))
 
@@ -74,7 +74,7 @@ class OperatorPage:
     for their CSRF token.
     """
 
-    permission = Permission.OPERATOR_TENANTS
+    permission = Permission.OPERATOR_APPS_REVIEW
     declares_permission = True
 
     def __init__(self, *, optional: bool = False) -> None:

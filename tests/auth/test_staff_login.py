@@ -192,6 +192,6 @@ async def test_operator_sign_in(client) -> None:
     me = (await client.get("/api/v1/auth/me", headers=bearer(token))).json()
     assert me["kind"] == "operator"
     assert me["tenant"] is None
-    assert me["permissions"] == ["operator.tenants.manage"]
+    assert me["permissions"] == ["operator.apps.review", "operator.tenants.manage"]
     # Operators see no company data by default.
     problem(await client.get("/api/v1/staff-users", headers=bearer(token)), 403, "forbidden")
