@@ -25,17 +25,19 @@ from linli.estate.schemas import (
     CommunityTree,
     FacilityCreate,
     FacilityRead,
+    FacilityUpdate,
     HouseCreate,
     HouseLeaf,
     HouseRead,
     HouseUpdate,
     ParkingAreaCreate,
     ParkingAreaRead,
-    ParkingSpaceBind,
+    ParkingAreaUpdate,
     ParkingSpaceCreate,
     ParkingSpaceRead,
     ParkingSpacesAdd,
     ParkingSpacesAdded,
+    ParkingSpaceUpdate,
     UnitCreate,
     UnitHouses,
     UnitNodeRead,
@@ -117,6 +119,8 @@ async def stats(actor: Reader, session: DbSession) -> list[CommunityStats]:
             building_area=c.building_area,
             occupancy_rate=c.occupancy_rate,
             residents=residents.get(c.community_id, 0),
+            parking_spaces=c.parking_spaces,
+            parking_held=c.parking_held,
         )
         for c in counts
     ]
@@ -279,12 +283,47 @@ async def create_parking_area(
 
 @router.get("/parking-areas", response_model=Page[ParkingAreaRead])
 async def list_parking_areas(
-    actor: Reader, session: DbSession, page: Paging, community_id: uuid.UUID | None = None
+    actor: Reader,
+    session: DbSession,
+    page: Paging,
+    community_id: uuid.UUID | None = None,
+    include_archived: bool = False,
 ) -> Page[ParkingAreaRead]:
     rows, cursor = await service.list_parking_areas(
-        session, actor, community_id=community_id, page=page
+        session, actor, community_id=community_id, page=page, include_archived=include_archived
     )
     return Page[ParkingAreaRead].of(rows, cursor)
+
+
+@router.patch("/parking-areas/{area_id}", response_model=ParkingAreaRead)
+async def update_parking_area(
+    actor: Writer, session: DbSession, area_id: uuid.UUID, body: ParkingAreaUpdate
+) -> ParkingAreaRead:
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    area = await service.update_parking_area(session, actor, area_id=area_id, changes=changes)
+    return ParkingAreaRead.model_validate(area)
+
+
+@router.post(
+    "/parking-areas/{area_id}/archive",
+    response_model=ParkingAreaRead,
+    summary="Archive an area and its spaces (kept as history, out of lists and billing)",
+)
+async def archive_parking_area(
+    actor: Writer, session: DbSession, area_id: uuid.UUID
+) -> ParkingAreaRead:
+    area = await service.archive_parking_area(session, actor, area_id=area_id)
+    return ParkingAreaRead.model_validate(area)
+
+
+@router.delete(
+    "/parking-areas/{area_id}",
+    status_code=204,
+    summary="Delete an area entered by mistake (refused with the reason when in use)",
+)
+async def delete_parking_area(actor: Writer, session: DbSession, area_id: uuid.UUID) -> Response:
+    await service.delete_parking_area(session, actor, area_id=area_id)
+    return Response(status_code=204)
 
 
 @router.post("/parking-spaces", response_model=ParkingSpaceRead, status_code=201)
@@ -325,15 +364,42 @@ async def add_parking_spaces(
 @router.patch(
     "/parking-spaces/{space_id}",
     response_model=ParkingSpaceRead,
-    summary="Bind a space to a house (owned or rented) or release it",
+    summary="Edit a space: number, use, holder (house / resident), lease dates, area",
 )
-async def bind_parking_space(
-    actor: Writer, session: DbSession, space_id: uuid.UUID, body: ParkingSpaceBind
+async def update_parking_space(
+    actor: Writer, session: DbSession, space_id: uuid.UUID, body: ParkingSpaceUpdate
 ) -> ParkingSpaceRead:
-    space = await service.bind_parking_space(
-        session, actor, space_id=space_id, house_id=body.house_id, usage=body.usage
-    )
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("usage", "") is None:
+        del changes["usage"]
+    space = await service.update_parking_space(session, actor, space_id=space_id, changes=changes)
     return ParkingSpaceRead.model_validate(space)
+
+
+@router.post("/parking-spaces/{space_id}/archive", response_model=ParkingSpaceRead)
+async def archive_parking_space(
+    actor: Writer, session: DbSession, space_id: uuid.UUID
+) -> ParkingSpaceRead:
+    space = await service.archive_parking_space(session, actor, space_id=space_id)
+    return ParkingSpaceRead.model_validate(space)
+
+
+@router.post("/parking-spaces/{space_id}/restore", response_model=ParkingSpaceRead)
+async def restore_parking_space(
+    actor: Writer, session: DbSession, space_id: uuid.UUID
+) -> ParkingSpaceRead:
+    space = await service.restore_parking_space(session, actor, space_id=space_id)
+    return ParkingSpaceRead.model_validate(space)
+
+
+@router.delete(
+    "/parking-spaces/{space_id}",
+    status_code=204,
+    summary="Delete a space entered by mistake (refused when held, leased or billed)",
+)
+async def delete_parking_space(actor: Writer, session: DbSession, space_id: uuid.UUID) -> Response:
+    await service.delete_parking_space(session, actor, space_id=space_id)
+    return Response(status_code=204)
 
 
 @router.get("/parking-spaces", response_model=Page[ParkingSpaceRead])
@@ -343,9 +409,15 @@ async def list_parking_spaces(
     page: Paging,
     community_id: uuid.UUID | None = None,
     area_id: uuid.UUID | None = None,
+    include_archived: bool = False,
 ) -> Page[ParkingSpaceRead]:
     rows, cursor = await service.list_parking_spaces(
-        session, actor, community_id=community_id, area_id=area_id, page=page
+        session,
+        actor,
+        community_id=community_id,
+        area_id=area_id,
+        page=page,
+        include_archived=include_archived,
     )
     return Page[ParkingSpaceRead].of(rows, cursor)
 
@@ -365,9 +437,45 @@ async def create_facility(
 
 @router.get("/facilities", response_model=Page[FacilityRead])
 async def list_facilities(
-    actor: Reader, session: DbSession, page: Paging, community_id: uuid.UUID | None = None
+    actor: Reader,
+    session: DbSession,
+    page: Paging,
+    community_id: uuid.UUID | None = None,
+    include_archived: bool = False,
 ) -> Page[FacilityRead]:
     rows, cursor = await service.list_facilities(
-        session, actor, community_id=community_id, page=page
+        session, actor, community_id=community_id, page=page, include_archived=include_archived
     )
     return Page[FacilityRead].of(rows, cursor)
+
+
+@router.patch("/facilities/{facility_id}", response_model=FacilityRead)
+async def update_facility(
+    actor: Writer, session: DbSession, facility_id: uuid.UUID, body: FacilityUpdate
+) -> FacilityRead:
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("name", "kind", "location"):
+        if changes.get(key, "") is None:
+            del changes[key]
+    facility = await service.update_facility(
+        session, actor, facility_id=facility_id, changes=changes
+    )
+    return FacilityRead.model_validate(facility)
+
+
+@router.post("/facilities/{facility_id}/archive", response_model=FacilityRead)
+async def archive_facility(
+    actor: Writer, session: DbSession, facility_id: uuid.UUID
+) -> FacilityRead:
+    facility = await service.archive_facility(session, actor, facility_id=facility_id)
+    return FacilityRead.model_validate(facility)
+
+
+@router.delete(
+    "/facilities/{facility_id}",
+    status_code=204,
+    summary="Delete a facility entered by mistake (refused when other records use it)",
+)
+async def delete_facility(actor: Writer, session: DbSession, facility_id: uuid.UUID) -> Response:
+    await service.delete_facility(session, actor, facility_id=facility_id)
+    return Response(status_code=204)

@@ -1,4 +1,5 @@
-"""The demo company's estate: buildings, houses, residents, vehicles and staff records.
+"""The demo company's estate: buildings, houses, residents, vehicles, parking, facilities and
+staff records.
 
 Small and fixed (the same rows every run), written through the same set-based
 upserts as spreadsheet imports, so running ``make demo`` again changes nothing.
@@ -14,7 +15,15 @@ import uuid
 from decimal import Decimal
 
 from linli.auth.actor import Actor
-from linli.estate.rows import CertificateRow, HouseRow, ResidentRow, StaffRecordRow, VehicleRow
+from linli.estate.rows import (
+    CertificateRow,
+    FacilityRow,
+    HouseRow,
+    ParkingSpaceRow,
+    ResidentRow,
+    StaffRecordRow,
+    VehicleRow,
+)
 
 BUILDINGS = 3
 UNITS = 2
@@ -113,6 +122,67 @@ def resident_rows(
     return residents, vehicles
 
 
+UNDERGROUND_SPACES = 60
+SURFACE_SPACES = 20
+
+
+def parking_rows(
+    community_code: str, residents: list[ResidentRow], vehicles: list[VehicleRow]
+) -> list[ParkingSpaceRow]:
+    """An underground garage and a surface car park (车位): each resident with a car holds a
+    garage space where the car's owner lives (产权 for owners, 租赁 with the lease of
+    tenants); the rest stay temporary (临停)."""
+    relation_of = {r.phone: r for r in residents if r.phone}
+    rows: list[ParkingSpaceRow] = []
+    held = 0
+    for vehicle in vehicles:
+        owner = relation_of.get(vehicle.owner_phone or "")
+        if owner is None or held >= UNDERGROUND_SPACES:
+            continue
+        held += 1
+        rented = owner.relation == "tenant"
+        rows.append(
+            ParkingSpaceRow(
+                community_code=community_code,
+                area_name="地下车库B1",
+                space_no=f"B1-{held:03d}",
+                usage="rented" if rented else "owned",
+                underground=True,
+                building_no=owner.building_no,
+                unit_no=owner.unit_no,
+                house_no=owner.house_no,
+                owner_phone=owner.phone,
+                lease_start=owner.lease_start if rented else None,
+                lease_end=owner.lease_end if rented else None,
+                area_m2=Decimal("12.50"),
+            )
+        )
+    rows.extend(
+        ParkingSpaceRow(community_code, "地下车库B1", f"B1-{n:03d}", underground=True)
+        for n in range(held + 1, UNDERGROUND_SPACES + 1)
+    )
+    rows.extend(
+        ParkingSpaceRow(community_code, "地面停车场", f"P-{n:02d}", underground=False)
+        for n in range(1, SURFACE_SPACES + 1)
+    )
+    return rows
+
+
+def facility_rows(community_code: str) -> list[FacilityRow]:
+    rows = [
+        FacilityRow(community_code, f"{b}栋电梯", "lift", str(b), f"{b}栋大堂")
+        for b in range(1, BUILDINGS + 1)
+    ]
+    rows += [
+        FacilityRow(community_code, "二次供水泵房", "pump_room", None, "地下车库B1东侧"),
+        FacilityRow(community_code, "配电房", "power_room", None, "1栋负一层"),
+        FacilityRow(community_code, "消防控制室", "fire_control", None, "物业中心一楼"),
+        FacilityRow(community_code, "充电桩（10个）", "charging", None, "地下车库B1"),
+        FacilityRow(community_code, "儿童游乐场", "playground", None, "中心花园"),
+    ]
+    return rows
+
+
 def staff_record_rows(community_codes: list[str]) -> list[StaffRecordRow]:
     people = (
         ("物业服务部", "客服专员", "own", None),
@@ -164,6 +234,10 @@ async def seed_demo_estate(
             people, cars = resident_rows(code, index, portal_people)
             created += (await residents.upsert_residents(session, system, rows=people)).created
             created += (await residents.upsert_vehicles(session, system, rows=cars)).created
+            spaces = parking_rows(code, people, cars)
+            created += (await estate.upsert_parking_spaces(session, system, rows=spaces)).created
+            facilities = facility_rows(code)
+            created += (await estate.upsert_facilities(session, system, rows=facilities)).created
         rows = staff_record_rows(community_codes)
         created += (await staff.upsert_staff_records(session, system, rows=rows)).created
     return created

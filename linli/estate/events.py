@@ -14,6 +14,8 @@ BUILDING_CREATED = "estate.building.created"
 HOUSE_CREATED = "estate.house.created"
 HOUSE_ARCHIVED = "estate.house.archived"
 HOUSES_IMPORTED = "estate.houses.imported"  # payload: created / updated / unchanged counts
+PARKING_IMPORTED = "estate.parking_spaces.imported"  # same counts
+FACILITIES_IMPORTED = "estate.facilities.imported"  # same counts
 
 # Residents domain (linli.residents.service), kept here so one module lists the estate's events.
 RESIDENT_CREATED = "residents.resident.created"

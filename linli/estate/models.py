@@ -131,18 +131,24 @@ class ParkingArea(TenantOwned, Base):
     community_id: Mapped[uuid.UUID]
     name: Mapped[str] = mapped_column(String(100))
     underground: Mapped[bool] = mapped_column(default=False)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class ParkingSpace(TenantOwned, Base):
-    """A parking space (车位); an owned or rented one may belong to a house."""
+    """A parking space (车位); an owned (产权) or rented (租赁) one has a holder: a house, a
+    resident, or both (the owner of 3-2-1201 who bought B1-007). A rented one may carry its
+    lease dates (租期).
+    """
 
     __tablename__ = "parking_spaces"
     __table_args__ = (
         tenant_fk(["area_id"], "parking_areas", ondelete="CASCADE"),
         tenant_fk(["community_id"], "communities"),
         tenant_fk(["house_id"], "houses"),
+        tenant_fk(["resident_id"], "residents"),
         UniqueConstraint("tenant_id", "area_id", "space_no"),
         Index(None, "tenant_id", "house_id"),
+        Index(None, "tenant_id", "resident_id"),
     )
 
     community_id: Mapped[uuid.UUID]
@@ -152,7 +158,11 @@ class ParkingSpace(TenantOwned, Base):
         _enum(ParkingUsage, "parking_usage"), default=ParkingUsage.TEMPORARY
     )
     house_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    resident_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    lease_start: Mapped[dt.date | None] = mapped_column(default=None)
+    lease_end: Mapped[dt.date | None] = mapped_column(default=None)
     area_m2: Mapped[Decimal | None] = mapped_column(AREA, default=None)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Facility(TenantOwned, Base):
@@ -170,6 +180,7 @@ class Facility(TenantOwned, Base):
     kind: Mapped[str] = mapped_column(String(40), default="other")
     location: Mapped[str] = mapped_column(String(200), default="")
     building_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 # The audit trail keeps each change's community, so managers read their communities' part.

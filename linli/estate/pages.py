@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -313,6 +314,32 @@ async def residents_page(
     session: StaffDb,
     q: Annotated[str, Query(max_length=40)] = "",
     cursor: Annotated[str | None, Query(max_length=64)] = None,
+    without_house: Annotated[str, Query(max_length=5)] = "",
+    tag: Annotated[str, Query(max_length=32)] = "",
+) -> Response:
+    return await _residents_page(
+        request,
+        session,
+        actor,
+        q=q,
+        cursor=cursor,
+        without_house=bool(without_house),
+        tag=tag.strip(),
+    )
+
+
+async def _residents_page(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    q: str = "",
+    cursor: str | None = None,
+    without_house: bool = False,
+    tag: str = "",
+    create_error: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> Response:
     shell = await console_shell(request, session, actor)
     query = q.strip()
@@ -321,15 +348,17 @@ async def residents_page(
     # A house written as 3-2-1201 or 3栋2单元1201 finds its current residents (current community).
     community = shell["current_community"]
     if digits.isdigit() and len(digits) >= 11:
-        search = residents.ResidentSearch(phone=query)
+        search = residents.ResidentSearch(phone=query, without_house=without_house)
     elif query and estate.parse_house_ref(query) is not None:
         search = residents.ResidentSearch(
             house=query, community_id=community.id if community else None
         )
     else:
-        search = residents.ResidentSearch(name=query or None)
+        search = residents.ResidentSearch(
+            name=query or None, without_house=without_house, tag=tag or None
+        )
     error: dict[str, Any] | None = None
-    status = 200
+    status = status_code
     rows: list[dict[str, Any]] = []
     next_cursor: str | None = None
     try:
@@ -338,9 +367,17 @@ async def residents_page(
         )
     except DomainError as exc:
         error, found, status = describe(exc), [], exc.status
+    housed = await residents.with_current_house(session, actor, resident_ids=[p.id for p in found])
     for person in found:
         contact = residents.contact_of(actor, person)
-        rows.append({"resident": person, "phone": contact.phone, "masked": contact.masked})
+        rows.append(
+            {
+                "resident": person,
+                "phone": contact.phone,
+                "masked": contact.masked,
+                "housed": person.id in housed,
+            }
+        )
     return render(
         request,
         "estate/residents.html",
@@ -348,12 +385,100 @@ async def residents_page(
         | {
             "rows": rows,
             "query": query,
+            "without_house": without_house,
+            "tag": tag,
             "next_cursor": next_cursor,
             "error": error,
             "masked": not residents.may_see_contact(actor),
+            "may_write": actor.can(Permission.RESIDENTS_WRITE),
+            "may_see_contact": residents.may_see_contact(actor),
+            "create_error": create_error,
+            "form": form or {},
+            "gender_labels": GENDER_LABELS,
+            "relation_labels": RELATION_LABELS,
         },
         status_code=status,
     )
+
+
+@router.post("/console/residents", dependencies=[ConsoleCsrf])
+async def create_resident(
+    request: Request,
+    actor: Annotated[Actor, staff(Permission.RESIDENTS_WRITE)],
+    session: StaffDb,
+    name: Annotated[str, Form(max_length=100)] = "",
+    phone: Annotated[str, Form(max_length=32)] = "",
+    id_card: Annotated[str, Form(max_length=32)] = "",
+    gender: Annotated[str, Form(max_length=10)] = "",
+    birth_date: FormDate = "",
+    tags: Annotated[str, Form(max_length=800)] = "",
+    house: Annotated[str, Form(max_length=40)] = "",
+    relation: Annotated[str, Form(max_length=20)] = Relation.OWNER.value,
+    lease_start: FormDate = "",
+    lease_end: FormDate = "",
+) -> Response:
+    """Register a person (登记住户), with a house of the current community or without one
+    yet: they are then registered in the current community and listed under "without house".
+    """
+    form = {
+        "name": name,
+        "phone": phone,
+        "id_card": id_card,
+        "gender": gender,
+        "birth_date": birth_date,
+        "tags": tags,
+        "house": house,
+        "relation": relation,
+        "lease_start": lease_start,
+        "lease_end": lease_end,
+    }
+    try:
+        errors = []
+        born = _date_or_none(birth_date)
+        if not name.strip():
+            errors.append(FieldError("name", RESIDENT_MESSAGES["name"], "required"))
+        if birth_date.strip() and born is None:
+            errors.append(FieldError("birth_date", RESIDENT_MESSAGES["birth_date"], "invalid"))
+        chosen_tags = _tags(tags)
+        if len(chosen_tags) > 20 or any(len(t) > 32 for t in chosen_tags):
+            errors.append(FieldError("tags", RESIDENT_MESSAGES["tags"], "invalid"))
+        if errors:
+            raise ValidationFailed(errors=errors)
+        community_id = await _current_community_id(request, session, actor)
+        house_id = None
+        if house.strip():
+            house_id = await estate.house_by_ref(
+                session, actor, community_id=community_id, raw=house, field_name="house"
+            )
+        chosen = Relation(relation) if relation in Relation._value2member_map_ else Relation.OWNER
+        async with session.begin_nested():
+            created = await residents.create_resident(
+                session,
+                actor,
+                name=name.strip(),
+                phone=phone.strip() or None,
+                id_card=id_card.strip() or None,
+                gender=Gender(gender) if gender in GENDER_LABELS else None,
+                birth_date=born,
+                tags=chosen_tags,
+                house_id=house_id,
+                relation=chosen if house_id else None,
+                lease_start=_date_or_none(lease_start) if house_id else None,
+                lease_end=_date_or_none(lease_end) if house_id else None,
+                community_id=community_id,
+            )
+    except DomainError as exc:
+        if isinstance(exc, NotFound) and exc.instance_code == "community_not_found":
+            raise
+        return await _residents_page(
+            request,
+            session,
+            actor,
+            create_error=describe(exc),
+            form=form,
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/residents/{created.id}")
 
 
 # --- console: owner claims ----------------------------------------------------------------------
@@ -822,6 +947,411 @@ async def create_facility(
     return redirect(request, PARKING_PATH + "#facilities")
 
 
+# --- console: editing, archiving and deleting parking, facilities and vehicles ------------------
+
+
+def _space_id(raw: str) -> uuid.UUID:
+    return required_uuid(raw, message="Parking space not found.", code="parking_space_not_found")
+
+
+async def _space_page(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    space_id: uuid.UUID,
+    *,
+    error: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    shell = await console_shell(request, session, actor)
+    space = await estate.get_parking_space(session, actor, space_id=space_id)
+    area = await estate.get_parking_area(session, actor, area_id=space.area_id)
+    refs = await estate.house_refs(
+        session, actor, house_ids=[space.house_id] if space.house_id else []
+    )
+    holders: dict[uuid.UUID, str] = {}
+    if actor.can(Permission.RESIDENTS_READ):
+        if space.house_id is not None:
+            for _, person in await residents.house_members(session, actor, house_id=space.house_id):
+                holders[person.id] = person.name
+        if space.resident_id is not None and space.resident_id not in holders:
+            try:
+                holder = await residents.get_resident(session, actor, resident_id=space.resident_id)
+                holders[holder.id] = holder.name
+            except NotFound:
+                holders[space.resident_id] = "…"
+    reasons = await estate.usage_of(session, actor, subject="parking_space", subject_id=space.id)
+    return render(
+        request,
+        "estate/space.html",
+        shell
+        | {
+            "space": space,
+            "area": area,
+            "house_ref": refs.get(space.house_id, "") if space.house_id else "",
+            "holders": holders,
+            "in_use": reasons,
+            "usage_labels": USAGE_LABELS,
+            "may_write": actor.can(Permission.ESTATE_WRITE),
+            "error": error,
+            "form": form or {},
+        },
+        status_code=status_code,
+    )
+
+
+@router.get(PARKING_PATH + "/spaces/{space_id}", name="console.parking_space")
+async def space_page(
+    request: Request, actor: EstateReader, session: StaffDb, space_id: str
+) -> Response:
+    return await _space_page(request, session, actor, _space_id(space_id))
+
+
+@router.post(PARKING_PATH + "/spaces/{space_id}/edit", dependencies=[ConsoleCsrf])
+async def edit_parking_space(
+    request: Request,
+    actor: EstateWriter,
+    session: StaffDb,
+    space_id: str,
+    space_no: Annotated[str, Form(max_length=20)] = "",
+    usage: Annotated[str, Form(max_length=20)] = "",
+    house: Annotated[str, Form(max_length=40)] = "",
+    resident_id: Annotated[str, Form(max_length=64)] = "",
+    lease_start: FormDate = "",
+    lease_end: FormDate = "",
+    area_m2: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Edit a space (编辑车位): number, use, holder house and resident, lease, area."""
+    wanted = _space_id(space_id)
+    space = await estate.get_parking_space(session, actor, space_id=wanted)
+    community_id = space.community_id
+    form = {
+        "space_no": space_no,
+        "usage": usage,
+        "house": house,
+        "resident_id": resident_id,
+        "lease_start": lease_start,
+        "lease_end": lease_end,
+        "area_m2": area_m2,
+    }
+    try:
+        errors = []
+        start, end = _date_or_none(lease_start), _date_or_none(lease_end)
+        for name, raw, parsed in (
+            ("lease_start", lease_start, start),
+            ("lease_end", lease_end, end),
+        ):
+            if raw.strip() and parsed is None:
+                errors.append(FieldError(name, RESIDENT_MESSAGES["birth_date"], "invalid"))
+        area = None
+        if area_m2.strip():
+            try:
+                area = Decimal(area_m2.strip()).quantize(Decimal("0.01"))
+            except (ArithmeticError, ValueError):
+                errors.append(FieldError("area_m2", "Must be greater than 0.", "invalid"))
+        if errors:
+            raise ValidationFailed(errors=errors)
+        house_id = None
+        if house.strip():
+            house_id = await estate.house_by_ref(
+                session, actor, community_id=community_id, raw=house, field_name="house"
+            )
+        changes: dict[str, Any] = {
+            "space_no": space_no.strip() or space.space_no,
+            "house_id": house_id,
+            "resident_id": optional_uuid(resident_id),
+            "lease_start": start,
+            "lease_end": end,
+            "area_m2": area,
+        }
+        chosen = _usage(usage, None)
+        if chosen is not None:
+            changes["usage"] = chosen
+        async with session.begin_nested():
+            await estate.update_parking_space(session, actor, space_id=wanted, changes=changes)
+    except DomainError as exc:
+        if isinstance(exc, NotFound) and exc.instance_code == "parking_space_not_found":
+            raise
+        return await _space_page(
+            request, session, actor, wanted, error=describe(exc), form=form, status_code=exc.status
+        )
+    return redirect(request, f"{PARKING_PATH}/spaces/{wanted}")
+
+
+@router.post(PARKING_PATH + "/spaces/{space_id}/archive", dependencies=[ConsoleCsrf])
+async def archive_parking_space(
+    request: Request, actor: EstateWriter, session: StaffDb, space_id: str
+) -> Response:
+    space = await estate.archive_parking_space(session, actor, space_id=_space_id(space_id))
+    return redirect(request, f"{PARKING_PATH}/spaces/{space.id}")
+
+
+@router.post(PARKING_PATH + "/spaces/{space_id}/restore", dependencies=[ConsoleCsrf])
+async def restore_parking_space(
+    request: Request, actor: EstateWriter, session: StaffDb, space_id: str
+) -> Response:
+    space = await estate.restore_parking_space(session, actor, space_id=_space_id(space_id))
+    return redirect(request, f"{PARKING_PATH}/spaces/{space.id}")
+
+
+@router.post(PARKING_PATH + "/spaces/{space_id}/delete", dependencies=[ConsoleCsrf])
+async def delete_parking_space(
+    request: Request, actor: EstateWriter, session: StaffDb, space_id: str
+) -> Response:
+    """Delete a space entered by mistake; one in use is refused with why (archive offered)."""
+    wanted = _space_id(space_id)
+    area_id = (await estate.get_parking_space(session, actor, space_id=wanted)).area_id
+    try:
+        async with session.begin_nested():
+            await estate.delete_parking_space(session, actor, space_id=wanted)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await _space_page(
+            request, session, actor, wanted, error=describe(exc), status_code=exc.status
+        )
+    return redirect(request, _area_link(area_id))
+
+
+def _area_id(raw: str) -> uuid.UUID:
+    return required_uuid(raw, message="Parking area not found.", code="parking_area_not_found")
+
+
+@router.post(PARKING_PATH + "/areas/{area_id}/edit", dependencies=[ConsoleCsrf])
+async def edit_parking_area(
+    request: Request,
+    actor: EstateWriter,
+    session: StaffDb,
+    area_id: str,
+    name: Annotated[str, Form(max_length=100)] = "",
+    underground: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    wanted = _area_id(area_id)
+    form = {"name": name, "underground": underground}
+    try:
+        if not name.strip():
+            raise _required("name")
+        async with session.begin_nested():
+            await estate.update_parking_area(
+                session,
+                actor,
+                area_id=wanted,
+                changes={"name": name.strip(), "underground": bool(underground)},
+            )
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await _parking_page(
+            request,
+            session,
+            actor,
+            area=wanted,
+            error=describe(exc),
+            form_name="area_edit",
+            form=form,
+            status_code=exc.status,
+        )
+    return redirect(request, _area_link(wanted))
+
+
+@router.post(PARKING_PATH + "/areas/{area_id}/archive", dependencies=[ConsoleCsrf])
+async def archive_parking_area(
+    request: Request, actor: EstateWriter, session: StaffDb, area_id: str
+) -> Response:
+    await estate.archive_parking_area(session, actor, area_id=_area_id(area_id))
+    return redirect(request, PARKING_PATH)
+
+
+@router.post(PARKING_PATH + "/areas/{area_id}/delete", dependencies=[ConsoleCsrf])
+async def delete_parking_area(
+    request: Request, actor: EstateWriter, session: StaffDb, area_id: str
+) -> Response:
+    wanted = _area_id(area_id)
+    try:
+        async with session.begin_nested():
+            await estate.delete_parking_area(session, actor, area_id=wanted)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await _parking_page(
+            request,
+            session,
+            actor,
+            area=wanted,
+            error=describe(exc),
+            form_name="area_delete",
+            status_code=exc.status,
+        )
+    return redirect(request, PARKING_PATH)
+
+
+def _facility_id(raw: str) -> uuid.UUID:
+    return required_uuid(raw, message="Facility not found.", code="facility_not_found")
+
+
+@router.post(PARKING_PATH + "/facilities/{facility_id}/edit", dependencies=[ConsoleCsrf])
+async def edit_facility(
+    request: Request,
+    actor: EstateWriter,
+    session: StaffDb,
+    facility_id: str,
+    name: Annotated[str, Form(max_length=100)] = "",
+    kind: Annotated[str, Form(max_length=40)] = "other",
+    location: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    wanted = _facility_id(facility_id)
+    form = {"facility_id": str(wanted), "name": name, "kind": kind, "location": location}
+    try:
+        if not name.strip():
+            raise _required("name")
+        async with session.begin_nested():
+            await estate.update_facility(
+                session,
+                actor,
+                facility_id=wanted,
+                changes={
+                    "name": name.strip(),
+                    "kind": kind if kind in FACILITY_KINDS else "other",
+                    "location": location.strip(),
+                },
+            )
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await _parking_page(
+            request,
+            session,
+            actor,
+            error=describe(exc),
+            form_name="facility_edit",
+            form=form,
+            status_code=exc.status,
+        )
+    return redirect(request, PARKING_PATH + "#facilities")
+
+
+@router.post(PARKING_PATH + "/facilities/{facility_id}/archive", dependencies=[ConsoleCsrf])
+async def archive_facility(
+    request: Request, actor: EstateWriter, session: StaffDb, facility_id: str
+) -> Response:
+    await estate.archive_facility(session, actor, facility_id=_facility_id(facility_id))
+    return redirect(request, PARKING_PATH + "#facilities")
+
+
+@router.post(PARKING_PATH + "/facilities/{facility_id}/delete", dependencies=[ConsoleCsrf])
+async def delete_facility(
+    request: Request, actor: EstateWriter, session: StaffDb, facility_id: str
+) -> Response:
+    try:
+        async with session.begin_nested():
+            await estate.delete_facility(session, actor, facility_id=_facility_id(facility_id))
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await _parking_page(
+            request,
+            session,
+            actor,
+            error=describe(exc),
+            form_name="facility_delete",
+            status_code=exc.status,
+        )
+    return redirect(request, PARKING_PATH + "#facilities")
+
+
+def _vehicle_id(raw: str) -> uuid.UUID:
+    return required_uuid(raw, message="Vehicle not found.", code="vehicle_not_found")
+
+
+def _vehicle_back(house_id: uuid.UUID | None, resident_id: uuid.UUID | None) -> str:
+    if house_id is not None:
+        return f"/console/estate/houses/{house_id}#vehicles"
+    if resident_id is not None:
+        return f"/console/residents/{resident_id}#vehicles"
+    return "/console/residents"
+
+
+@router.post("/console/vehicles/{vehicle_id}/edit", dependencies=[ConsoleCsrf])
+async def edit_vehicle(
+    request: Request,
+    actor: Annotated[Actor, staff(Permission.RESIDENTS_WRITE)],
+    session: StaffDb,
+    vehicle_id: str,
+    plate: Annotated[str, Form(max_length=20)] = "",
+    brand: Annotated[str, Form(max_length=40)] = "",
+    color: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Correct a vehicle (a mistyped plate, brand, colour) from its house's page."""
+    wanted = _vehicle_id(vehicle_id)
+    vehicle = await residents.get_vehicle(session, actor, vehicle_id=wanted)
+    house_id, resident_id = vehicle.house_id, vehicle.resident_id
+    form = {"vehicle_id": str(wanted), "plate": plate, "brand": brand, "color": color}
+    try:
+        async with session.begin_nested():
+            await residents.update_vehicle(
+                session,
+                actor,
+                vehicle_id=wanted,
+                changes={"plate": plate, "brand": brand.strip(), "color": color.strip()},
+            )
+    except DomainError as exc:
+        if isinstance(exc, NotFound) or house_id is None:
+            raise
+        return await _house_page(
+            request,
+            session,
+            actor,
+            house_id,
+            error=describe(exc),
+            form=form,
+            form_name="vehicle_edit",
+            status_code=exc.status,
+        )
+    return redirect(request, _vehicle_back(house_id, resident_id))
+
+
+@router.post("/console/vehicles/{vehicle_id}/archive", dependencies=[ConsoleCsrf])
+async def archive_vehicle(
+    request: Request,
+    actor: Annotated[Actor, staff(Permission.RESIDENTS_WRITE)],
+    session: StaffDb,
+    vehicle_id: str,
+) -> Response:
+    """The vehicle is gone (sold, moved away): gates stop knowing it, its history stays."""
+    vehicle = await residents.archive_vehicle(session, actor, vehicle_id=_vehicle_id(vehicle_id))
+    return redirect(request, _vehicle_back(vehicle.house_id, vehicle.resident_id))
+
+
+@router.post("/console/vehicles/{vehicle_id}/delete", dependencies=[ConsoleCsrf])
+async def delete_vehicle(
+    request: Request,
+    actor: Annotated[Actor, staff(Permission.RESIDENTS_WRITE)],
+    session: StaffDb,
+    vehicle_id: str,
+) -> Response:
+    """Delete a vehicle registered by mistake; one with gate records is refused with why."""
+    wanted = _vehicle_id(vehicle_id)
+    vehicle = await residents.get_vehicle(session, actor, vehicle_id=wanted)
+    house_id, resident_id = vehicle.house_id, vehicle.resident_id
+    try:
+        async with session.begin_nested():
+            await residents.delete_vehicle(session, actor, vehicle_id=wanted)
+    except DomainError as exc:
+        if isinstance(exc, NotFound) or house_id is None:
+            raise
+        return await _house_page(
+            request,
+            session,
+            actor,
+            house_id,
+            error=describe(exc),
+            form_name="vehicle_delete",
+            status_code=exc.status,
+        )
+    return redirect(request, _vehicle_back(house_id, resident_id))
+
+
 # --- console: one resident ----------------------------------------------------------------------
 
 GENDER_LABELS = {"male": N_("Male"), "female": N_("Female")}
@@ -851,6 +1381,14 @@ async def _resident_page(
         session, actor, resident_id=resident_id, include_history=True
     )
     current = [link for link in links if link.relation.moved_out_on is None]
+    registered_in = ""
+    if person.community_id is not None and not current:
+        try:
+            registered_in = (
+                await estate.get_community(session, actor, community_id=person.community_id)
+            ).name
+        except NotFound:
+            registered_in = ""
     vehicles: dict[uuid.UUID, Vehicle] = {}
     for house_id in dict.fromkeys(link.house.id for link in links):
         found, _ = await residents.list_vehicles(
@@ -875,6 +1413,7 @@ async def _resident_page(
             },
             "relation_labels": RELATION_LABELS,
             "gender_labels": GENDER_LABELS,
+            "registered_in": registered_in,
             "may_write": actor.can(Permission.RESIDENTS_WRITE),
             "may_see_contact": residents.may_see_contact(actor),
             "member_relations": list(Relation),

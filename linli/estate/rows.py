@@ -100,3 +100,36 @@ class StaffRecordRow:
     )
     community_codes: tuple[str, ...] = ()
     certificates: tuple[CertificateRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParkingSpaceRow:
+    """A parking space (车位) and its area (停车场). Natural key: community + area + number.
+
+    An owned or rented space may name its holder: a house (building / unit / house
+    number) and/or a resident (by mobile number); a rented one its lease dates.
+    """
+
+    community_code: str
+    area_name: str
+    space_no: str
+    usage: str = "temporary"  # owned | rented | temporary
+    underground: bool | None = None  # None: leave the area as it is
+    building_no: str | None = None
+    unit_no: str | None = None
+    house_no: str | None = None
+    owner_phone: str | None = None
+    lease_start: dt.date | None = None
+    lease_end: dt.date | None = None
+    area_m2: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class FacilityRow:
+    """A common facility (公共设施). Natural key: community + name."""
+
+    community_code: str
+    name: str
+    kind: str = "other"  # lift | pump_room | power_room | fire_control | clubhouse | ...
+    building_no: str | None = None
+    location: str = ""

@@ -133,11 +133,17 @@ class ParkingAreaCreate(Schema):
     underground: bool = False
 
 
+class ParkingAreaUpdate(Schema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    underground: bool | None = None
+
+
 class ParkingAreaRead(ReadSchema):
     id: uuid.UUID
     community_id: uuid.UUID
     name: str
     underground: bool
+    archived_at: dt.datetime | None = None
 
 
 class ParkingSpaceCreate(Schema):
@@ -160,13 +166,20 @@ class ParkingSpacesAdded(Schema):
     existing: int = Field(description="numbers the area already had, left as they were")
 
 
-class ParkingSpaceBind(Schema):
-    """Bind a space to a house of its community (``house_id`` null releases it)."""
+class ParkingSpaceUpdate(Schema):
+    """Change a space; omitted fields stay. Binding to a house (``house_id``) or resident
+    (``resident_id``) needs an owned or rented space; null for both releases it."""
 
-    house_id: uuid.UUID | None
-    usage: ParkingUsage | None = Field(
-        None, description="owned or rented to bind; unchanged if omitted"
-    )
+    space_no: str | None = Field(None, pattern=NUMBER)
+    usage: ParkingUsage | None = Field(None, description="unchanged if omitted")
+    house_id: uuid.UUID | None = None
+    resident_id: uuid.UUID | None = None
+    lease_start: dt.date | None = Field(None, description="rented spaces only")
+    lease_end: dt.date | None = None
+    area_m2: Decimal | None = Field(None, gt=0, max_digits=10, decimal_places=2)
+
+
+ParkingSpaceBind = ParkingSpaceUpdate
 
 
 class ParkingSpaceRead(ReadSchema):
@@ -176,7 +189,11 @@ class ParkingSpaceRead(ReadSchema):
     space_no: str
     usage: ParkingUsage
     house_id: uuid.UUID | None
+    resident_id: uuid.UUID | None = None
+    lease_start: dt.date | None = None
+    lease_end: dt.date | None = None
     area_m2: Decimal | None
+    archived_at: dt.datetime | None = None
 
 
 class FacilityCreate(Schema):
@@ -189,6 +206,13 @@ class FacilityCreate(Schema):
     building_id: uuid.UUID | None = None
 
 
+class FacilityUpdate(Schema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    kind: str | None = Field(None, pattern=r"^[a-z_]{1,40}$")
+    location: str | None = Field(None, max_length=200)
+    building_id: uuid.UUID | None = None
+
+
 class FacilityRead(ReadSchema):
     id: uuid.UUID
     community_id: uuid.UUID
@@ -196,6 +220,7 @@ class FacilityRead(ReadSchema):
     kind: str
     location: str
     building_id: uuid.UUID | None
+    archived_at: dt.datetime | None = None
 
 
 class UnitNodeRead(Schema):
@@ -249,3 +274,5 @@ class CommunityStats(Schema):
     building_area: Decimal
     occupancy_rate: Decimal = Field(description="occupied / sold houses, 0..1")
     residents: int
+    parking_spaces: int = Field(0, description="spaces not archived")
+    parking_held: int = Field(0, description="spaces owned or rented to a house or resident")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, text, true
+from sqlalchemy import ColumnElement, Select, func, select, text, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +40,7 @@ from linli.estate.models import (
     ParkingUsage,
     Unit,
 )
-from linli.estate.rows import HouseRow, UpsertResult
+from linli.estate.rows import FacilityRow, HouseRow, ParkingSpaceRow, UpsertResult
 from linli.tenancy.models import Community
 
 T = TypeVar("T")
@@ -393,45 +393,87 @@ async def archive_house(session: AsyncSession, actor: Actor, *, house_id: uuid.U
     return house
 
 
-# Other domains say why a house cannot be deleted. Each check returns a reason
-# code ("residents", "bills", ...) or None. A domain registers its check with
-# ``@house_usage_check`` in its service module and lists that module here, so
-# the check is loaded even when nothing else imported the module.
-HouseUsageCheck = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[str | None]]
+# Other domains say why a thing of the registry cannot be deleted. Each check returns a
+# reason code ("residents", "bills", ...) or None. A domain registers its check with
+# ``@usage_check(subject, name)`` (``@house_usage_check(name)`` for houses) in its service
+# module and lists that module here, so the check is loaded even when nothing else imported
+# the module. Subjects: house, parking_area, parking_space, facility, vehicle.
+UsageCheck = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[str | None]]
+HouseUsageCheck = UsageCheck
 HOUSE_USAGE_MODULES: list[str] = [
     "linli.residents.service",
     "linli.billing.service",
     "linli.workorders.service",
+    "linli.access.service",
 ]
-_usage_checks: dict[str, HouseUsageCheck] = {}
+_checks: dict[str, dict[str, UsageCheck]] = {}
+_usage_checks = _checks.setdefault("house", {})
 
 
-def house_usage_check(name: str) -> Callable[[HouseUsageCheck], HouseUsageCheck]:
-    def register(check: HouseUsageCheck) -> HouseUsageCheck:
-        _usage_checks[name] = check
+def usage_check(subject: str, name: str) -> Callable[[UsageCheck], UsageCheck]:
+    def register(check: UsageCheck) -> UsageCheck:
+        _checks.setdefault(subject, {})[name] = check
         return check
 
     return register
 
 
-def _load_usage_checks() -> dict[str, HouseUsageCheck]:
+def house_usage_check(name: str) -> Callable[[UsageCheck], UsageCheck]:
+    return usage_check("house", name)
+
+
+def _load_usage_checks(subject: str = "house") -> dict[str, UsageCheck]:
     for module in HOUSE_USAGE_MODULES:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
                 raise  # a real import error inside the module, not a domain not built yet
-    return _usage_checks
+    return _checks.get(subject, {})
+
+
+async def usage_of(
+    session: AsyncSession, actor: Actor, *, subject: str, subject_id: uuid.UUID
+) -> list[str]:
+    """Why ``subject_id`` cannot be deleted, by every domain that registered a check."""
+    tenant_id = _tenant(actor)
+    reasons = set()
+    for check in list(_load_usage_checks(subject).values()):
+        reason = await check(session, tenant_id, subject_id)
+        if reason:
+            reasons.add(reason)
+    return sorted(reasons)
+
+
+def in_use(subject: str, field_name: str, reasons: Sequence[str]) -> Conflict:
+    """The refusal of a delete: what still points at the thing, and archive offered instead."""
+    return Conflict(
+        "This record has {uses}; archive it instead of deleting it.",
+        code=f"{subject}_in_use",
+        errors=[FieldError(field_name, f"in use: {r}", f"{subject}_in_use") for r in reasons],
+        uses=", ".join(reasons),
+    )
+
+
+async def delete_checked(
+    session: AsyncSession, actor: Actor, row: Any, *, subject: str, reasons: Sequence[str]
+) -> None:
+    """Delete ``row`` unless something uses it; a foreign key nobody checked also refuses."""
+    field_name = f"{subject}_id"
+    if reasons:
+        raise in_use(subject, field_name, reasons)
+    row_id = row.id
+    try:
+        async with session.begin_nested():
+            await session.delete(row)
+            await session.flush()
+    except IntegrityError as exc:
+        raise in_use(subject, field_name, ["linked records"]) from exc
+    await audit.record(session, actor, f"{subject}.delete", target_type=subject, target_id=row_id)
 
 
 async def house_usage(session: AsyncSession, actor: Actor, *, house_id: uuid.UUID) -> list[str]:
-    tenant_id = _tenant(actor)
-    reasons = []
-    for check in _load_usage_checks().values():
-        reason = await check(session, tenant_id, house_id)
-        if reason:
-            reasons.append(reason)
-    return sorted(reasons)
+    return await usage_of(session, actor, subject="house", subject_id=house_id)
 
 
 async def delete_house(session: AsyncSession, actor: Actor, *, house_id: uuid.UUID) -> None:
@@ -881,9 +923,16 @@ async def create_parking_area(
 
 
 async def list_parking_areas(
-    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID | None, page: PageParams
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID | None,
+    page: PageParams,
+    include_archived: bool = False,
 ) -> tuple[list[ParkingArea], str | None]:
     statement = select(ParkingArea).where(community_scope(actor, ParkingArea.community_id))
+    if not include_archived:
+        statement = statement.where(ParkingArea.archived_at.is_(None))
     if community_id is not None:
         statement = statement.where(ParkingArea.community_id == community_id)
     rows = (await session.scalars(paginate_statement(statement, ParkingArea.id, page))).all()
@@ -943,8 +992,11 @@ async def list_parking_spaces(
     community_id: uuid.UUID | None,
     area_id: uuid.UUID | None,
     page: PageParams,
+    include_archived: bool = False,
 ) -> tuple[list[ParkingSpace], str | None]:
     statement = select(ParkingSpace).where(community_scope(actor, ParkingSpace.community_id))
+    if not include_archived:
+        statement = statement.where(ParkingSpace.archived_at.is_(None))
     if community_id is not None:
         statement = statement.where(ParkingSpace.community_id == community_id)
     if area_id is not None:
@@ -992,9 +1044,16 @@ async def create_facility(
 
 
 async def list_facilities(
-    session: AsyncSession, actor: Actor, *, community_id: uuid.UUID | None, page: PageParams
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    community_id: uuid.UUID | None,
+    page: PageParams,
+    include_archived: bool = False,
 ) -> tuple[list[Facility], str | None]:
     statement = select(Facility).where(community_scope(actor, Facility.community_id))
+    if not include_archived:
+        statement = statement.where(Facility.archived_at.is_(None))
     if community_id is not None:
         statement = statement.where(Facility.community_id == community_id)
     rows = (await session.scalars(paginate_statement(statement, Facility.id, page))).all()
@@ -1151,6 +1210,122 @@ async def create_parking_spaces(
     return SpacesCreated(created=created, existing=len(numbers) - created)
 
 
+SPACE_FIELDS = (
+    "space_no",
+    "usage",
+    "house_id",
+    "resident_id",
+    "lease_start",
+    "lease_end",
+    "area_m2",
+)
+
+
+def _space_holder_errors(
+    usage: ParkingUsage,
+    house_id: uuid.UUID | None,
+    resident_id: uuid.UUID | None,
+    lease_start: dt.date | None,
+    lease_end: dt.date | None,
+    prefix: str = "",
+) -> list[FieldError]:
+    """Only owned or rented spaces have a holder; only rented ones a lease."""
+    errors = []
+    if usage is ParkingUsage.TEMPORARY and (house_id or resident_id):
+        errors.append(
+            FieldError(
+                f"{prefix}usage",
+                "Only owned or rented spaces belong to a house.",
+                "temporary_space_bound",
+            )
+        )
+    if usage is not ParkingUsage.RENTED and (lease_start or lease_end):
+        errors.append(
+            FieldError(
+                f"{prefix}lease_start", "Only rented spaces have lease dates.", "lease_not_allowed"
+            )
+        )
+    if lease_start and lease_end and lease_end < lease_start:
+        errors.append(
+            FieldError(f"{prefix}lease_end", "The lease ends before it starts.", "invalid_range")
+        )
+    return errors
+
+
+async def update_parking_space(
+    session: AsyncSession, actor: Actor, *, space_id: uuid.UUID, changes: dict[str, Any]
+) -> ParkingSpace:
+    """Change a space (编辑车位): its number, use, holder (house and/or resident), lease, area.
+
+    Fields absent from ``changes`` stay as they are. Releasing a space (no house and no
+    resident any more) also ends its lease dates, unless the change gives them.
+    """
+    space = await get_parking_space(session, actor, space_id=space_id)
+    wanted = {k: v for k, v in changes.items() if k in SPACE_FIELDS}
+    if "space_no" in wanted and not SPACE_NO.match(str(wanted["space_no"] or "")):
+        raise _space_numbers_invalid(
+            "Space numbers use letters, digits and dashes, at most 20 characters.", "invalid_number"
+        )
+    if "usage" in wanted:
+        wanted["usage"] = ParkingUsage(wanted["usage"] or space.usage)
+    after = {name: wanted.get(name, getattr(space, name)) for name in SPACE_FIELDS}
+    held_before = space.house_id is not None or space.resident_id is not None
+    held_after = after["house_id"] is not None or after["resident_id"] is not None
+    if held_before and not held_after and not {"lease_start", "lease_end"} & set(wanted):
+        after["lease_start"] = after["lease_end"] = None
+    if after["house_id"] is not None and after["house_id"] != space.house_id:
+        house = await get_house(session, actor, house_id=after["house_id"])
+        if house.community_id != space.community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "house_id", "The house is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+    if after["resident_id"] is not None and after["resident_id"] != space.resident_id:
+        from linli.residents import service as residents  # residents build on the estate
+
+        await residents.get_resident(session, actor, resident_id=after["resident_id"])
+    if after["area_m2"] is not None and Decimal(after["area_m2"]) <= 0:
+        raise ValidationFailed(
+            errors=[FieldError("area_m2", "Must be greater than 0.", "not_positive")]
+        )
+    errors = _space_holder_errors(
+        after["usage"],
+        after["house_id"],
+        after["resident_id"],
+        after["lease_start"],
+        after["lease_end"],
+    )
+    if errors:
+        raise ValidationFailed(errors=errors)
+    changed = sorted(k for k, v in after.items() if getattr(space, k) != v)
+    for key in changed:
+        setattr(space, key, after[key])
+    await flush_or_conflict(
+        session,
+        Conflict("This parking space number already exists.", code="parking_space_taken"),
+    )
+    if changed:
+        held = space.house_id is not None or space.resident_id is not None
+        action = "parking_space.update"
+        if set(changed) & {"house_id", "resident_id"}:
+            action = "parking_space.bind" if held else "parking_space.release"
+        await audit.record(
+            session,
+            actor,
+            action,
+            target_type="parking_space",
+            target_id=space.id,
+            detail={
+                "fields": changed,
+                "house_id": str(space.house_id) if space.house_id else None,
+            },
+        )
+    return space
+
+
 async def bind_parking_space(
     session: AsyncSession,
     actor: Actor,
@@ -1164,49 +1339,231 @@ async def bind_parking_space(
     Only owned (产权) and rented (租赁) spaces belong to a house; a temporary one is
     shared by visitors and monthly parkers.
     """
-    space = await get_parking_space(session, actor, space_id=space_id)
-    wanted_usage = usage or space.usage
-    if house_id is not None:
-        house = await get_house(session, actor, house_id=house_id)
-        if house.community_id != space.community_id:
-            raise ValidationFailed(
-                errors=[
-                    FieldError(
-                        "house_id", "The house is in another community.", "community_mismatch"
-                    )
-                ]
+    changes: dict[str, Any] = {"house_id": house_id}
+    if usage is not None:
+        changes["usage"] = usage
+    return await update_parking_space(session, actor, space_id=space_id, changes=changes)
+
+
+def _today() -> dt.date:
+    return dt.date.today()
+
+
+@usage_check("parking_space", "holder")
+async def _space_is_held(
+    session: AsyncSession, tenant_id: uuid.UUID, space_id: uuid.UUID
+) -> str | None:
+    """An owned or rented space with a holder, or a lease still running, keeps its history."""
+    row = (
+        await session.execute(
+            select(ParkingSpace.house_id, ParkingSpace.resident_id, ParkingSpace.lease_end).where(
+                ParkingSpace.tenant_id == tenant_id, ParkingSpace.id == space_id
             )
-        if wanted_usage is ParkingUsage.TEMPORARY:
-            raise ValidationFailed(
-                errors=[
-                    FieldError(
-                        "usage",
-                        "Only owned or rented spaces belong to a house.",
-                        "temporary_space_bound",
-                    )
-                ]
-            )
-    changed = sorted(
-        name
-        for name, before, after in (
-            ("house_id", space.house_id, house_id),
-            ("usage", space.usage, wanted_usage),
         )
-        if before != after
+    ).first()
+    if row is None:
+        return None
+    house_id, resident_id, lease_end = row
+    if lease_end is not None and lease_end >= _today():
+        return "active_lease"
+    if house_id is not None or resident_id is not None:
+        return "holder"
+    return None
+
+
+@usage_check("parking_area", "spaces")
+async def _area_has_held_spaces(
+    session: AsyncSession, tenant_id: uuid.UUID, area_id: uuid.UUID
+) -> str | None:
+    held = await session.scalar(
+        select(ParkingSpace.id)
+        .where(
+            ParkingSpace.tenant_id == tenant_id,
+            ParkingSpace.area_id == area_id,
+            (ParkingSpace.house_id.is_not(None)) | (ParkingSpace.resident_id.is_not(None)),
+        )
+        .limit(1)
     )
-    space.house_id = house_id
-    space.usage = wanted_usage
-    await session.flush()
+    return "held_spaces" if held is not None else None
+
+
+@usage_check("house", "parking")
+async def _house_has_spaces(
+    session: AsyncSession, tenant_id: uuid.UUID, house_id: uuid.UUID
+) -> str | None:
+    held = await session.scalar(
+        select(ParkingSpace.id)
+        .where(ParkingSpace.tenant_id == tenant_id, ParkingSpace.house_id == house_id)
+        .limit(1)
+    )
+    return "parking_spaces" if held is not None else None
+
+
+async def archive_parking_space(
+    session: AsyncSession, actor: Actor, *, space_id: uuid.UUID
+) -> ParkingSpace:
+    """Hide a space from lists, counts and billing while keeping its history (归档)."""
+    space = await get_parking_space(session, actor, space_id=space_id)
+    if space.archived_at is None:
+        space.archived_at = dt.datetime.now(dt.UTC)
+        await session.flush()
+        await audit.record(
+            session, actor, "parking_space.archive", target_type="parking_space", target_id=space.id
+        )
+    return space
+
+
+async def restore_parking_space(
+    session: AsyncSession, actor: Actor, *, space_id: uuid.UUID
+) -> ParkingSpace:
+    space = await get_parking_space(session, actor, space_id=space_id)
+    if space.archived_at is not None:
+        space.archived_at = None
+        await session.flush()
+        await audit.record(
+            session, actor, "parking_space.restore", target_type="parking_space", target_id=space.id
+        )
+    return space
+
+
+async def delete_parking_space(session: AsyncSession, actor: Actor, *, space_id: uuid.UUID) -> None:
+    """Delete a space entered by mistake; one with a holder, a lease or bills is refused."""
+    space = await get_parking_space(session, actor, space_id=space_id)
+    reasons = await usage_of(session, actor, subject="parking_space", subject_id=space.id)
+    await delete_checked(session, actor, space, subject="parking_space", reasons=reasons)
+
+
+async def update_parking_area(
+    session: AsyncSession, actor: Actor, *, area_id: uuid.UUID, changes: dict[str, Any]
+) -> ParkingArea:
+    area = await get_parking_area(session, actor, area_id=area_id)
+    changed = sorted(
+        k for k, v in changes.items() if k in ("name", "underground") and getattr(area, k) != v
+    )
+    for key in changed:
+        setattr(area, key, changes[key])
+    await flush_or_conflict(
+        session,
+        Conflict("A parking area with this name already exists.", code="parking_area_taken"),
+    )
     if changed:
         await audit.record(
             session,
             actor,
-            "parking_space.bind" if house_id else "parking_space.release",
-            target_type="parking_space",
-            target_id=space.id,
-            detail={"fields": changed, "house_id": str(house_id) if house_id else None},
+            "parking_area.update",
+            target_type="parking_area",
+            target_id=area.id,
+            detail={"fields": changed},
         )
-    return space
+    return area
+
+
+async def archive_parking_area(
+    session: AsyncSession, actor: Actor, *, area_id: uuid.UUID
+) -> ParkingArea:
+    """Archive an area and every space in it, in one statement for the spaces."""
+    area = await get_parking_area(session, actor, area_id=area_id)
+    now = dt.datetime.now(dt.UTC)
+    if area.archived_at is None:
+        area.archived_at = now
+    await session.execute(
+        update(ParkingSpace)
+        .where(
+            ParkingSpace.tenant_id == area.tenant_id,
+            ParkingSpace.area_id == area.id,
+            ParkingSpace.archived_at.is_(None),
+        )
+        .values(archived_at=now)
+    )
+    await session.flush()
+    await audit.record(
+        session, actor, "parking_area.archive", target_type="parking_area", target_id=area.id
+    )
+    return area
+
+
+async def delete_parking_area(session: AsyncSession, actor: Actor, *, area_id: uuid.UUID) -> None:
+    """Delete an area entered by mistake with its free spaces; held spaces refuse it."""
+    area = await get_parking_area(session, actor, area_id=area_id)
+    reasons = set(await usage_of(session, actor, subject="parking_area", subject_id=area.id))
+    space_ids = (
+        await session.scalars(select(ParkingSpace.id).where(ParkingSpace.area_id == area.id))
+    ).all()
+    for space_id in space_ids[:SPACE_RANGE_MAX]:
+        reasons.update(
+            r
+            for r in await usage_of(session, actor, subject="parking_space", subject_id=space_id)
+            if r not in ("holder", "active_lease")  # counted once above as held_spaces
+        )
+    await delete_checked(session, actor, area, subject="parking_area", reasons=sorted(reasons))
+
+
+async def get_facility(session: AsyncSession, actor: Actor, *, facility_id: uuid.UUID) -> Facility:
+    return await _one(
+        session,
+        select(Facility).where(
+            Facility.id == facility_id, community_scope(actor, Facility.community_id)
+        ),
+        "Facility not found.",
+        "facility_not_found",
+    )
+
+
+FACILITY_FIELDS = ("name", "kind", "location", "building_id")
+
+
+async def update_facility(
+    session: AsyncSession, actor: Actor, *, facility_id: uuid.UUID, changes: dict[str, Any]
+) -> Facility:
+    facility = await get_facility(session, actor, facility_id=facility_id)
+    wanted = {k: v for k, v in changes.items() if k in FACILITY_FIELDS}
+    building_id = wanted.get("building_id")
+    if building_id is not None and building_id != facility.building_id:
+        building = await get_building(session, actor, building_id=building_id)
+        if building.community_id != facility.community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "building_id", "The building is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+    changed = sorted(k for k, v in wanted.items() if getattr(facility, k) != v)
+    for key in changed:
+        setattr(facility, key, wanted[key])
+    await flush_or_conflict(
+        session, Conflict("A facility with this name already exists.", code="facility_taken")
+    )
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "facility.update",
+            target_type="facility",
+            target_id=facility.id,
+            detail={"fields": changed},
+        )
+    return facility
+
+
+async def archive_facility(
+    session: AsyncSession, actor: Actor, *, facility_id: uuid.UUID
+) -> Facility:
+    facility = await get_facility(session, actor, facility_id=facility_id)
+    if facility.archived_at is None:
+        facility.archived_at = dt.datetime.now(dt.UTC)
+        await session.flush()
+        await audit.record(
+            session, actor, "facility.archive", target_type="facility", target_id=facility.id
+        )
+    return facility
+
+
+async def delete_facility(session: AsyncSession, actor: Actor, *, facility_id: uuid.UUID) -> None:
+    """Delete a facility entered by mistake; one other records use (repairs...) is refused."""
+    facility = await get_facility(session, actor, facility_id=facility_id)
+    reasons = await usage_of(session, actor, subject="facility", subject_id=facility.id)
+    await delete_checked(session, actor, facility, subject="facility", reasons=reasons)
 
 
 @dataclass
@@ -1228,7 +1585,7 @@ async def parking_summary(
     areas = (
         await session.scalars(
             select(ParkingArea)
-            .where(ParkingArea.community_id == community_id)
+            .where(ParkingArea.community_id == community_id, ParkingArea.archived_at.is_(None))
             .order_by(ParkingArea.name)
         )
     ).all()
@@ -1239,7 +1596,7 @@ async def parking_summary(
             func.count(),
             func.count(ParkingSpace.house_id),
         )
-        .where(ParkingSpace.community_id == community_id)
+        .where(ParkingSpace.community_id == community_id, ParkingSpace.archived_at.is_(None))
         .group_by(ParkingSpace.area_id, ParkingSpace.usage)
     )
     by_area: dict[uuid.UUID, ParkingAreaSummary] = {
@@ -1265,7 +1622,7 @@ async def spaces_of_house(
             (ParkingArea.tenant_id == ParkingSpace.tenant_id)
             & (ParkingArea.id == ParkingSpace.area_id),
         )
-        .where(ParkingSpace.house_id == house.id)
+        .where(ParkingSpace.house_id == house.id, ParkingSpace.archived_at.is_(None))
         .order_by(ParkingArea.name, ParkingSpace.space_no)
     )
     return [(space, name) for space, name in rows.all()]
@@ -1427,6 +1784,8 @@ class CommunityCounts:
     houses: int
     by_status: dict[str, int]
     building_area: Decimal
+    parking_spaces: int = 0
+    parking_held: int = 0  # owned or rented to a house or resident
 
     @property
     def occupancy_rate(self) -> Decimal:
@@ -1462,6 +1821,18 @@ async def community_counts(session: AsyncSession, actor: Actor) -> list[Communit
         .group_by(Building.community_id)
     )
     buildings = dict(building_rows.all())
+    parking_rows = await session.execute(
+        select(
+            ParkingSpace.community_id,
+            func.count(),
+            func.count().filter(
+                ParkingSpace.house_id.is_not(None) | ParkingSpace.resident_id.is_not(None)
+            ),
+        )
+        .where(ParkingSpace.community_id.in_(ids), ParkingSpace.archived_at.is_(None))
+        .group_by(ParkingSpace.community_id)
+    )
+    parking = {c: (n, h) for c, n, h in parking_rows.all()}
     by_status: dict[uuid.UUID, dict[str, int]] = {}
     areas: dict[uuid.UUID, Decimal] = {}
     for community_id, status, count, area in status_rows.all():
@@ -1476,6 +1847,8 @@ async def community_counts(session: AsyncSession, actor: Actor) -> list[Communit
             houses=sum(by_status.get(c.id, {}).values(), 0),
             by_status=by_status.get(c.id, {}),
             building_area=areas.get(c.id, Decimal("0")),
+            parking_spaces=parking.get(c.id, (0, 0))[0],
+            parking_held=parking.get(c.id, (0, 0))[1],
         )
         for c in communities
     ]
@@ -1524,4 +1897,384 @@ async def stream_houses(session: AsyncSession, actor: Actor) -> AsyncIterator[Ho
             inner_area=inner,
             house_type=HouseType(kind).value,
             status=HouseStatus(status).value,
+        )
+
+
+# --- parking and facilities: bulk import and export ----------------------------------------
+
+
+async def resolve_buildings(
+    session: AsyncSession, actor: Actor, *, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], uuid.UUID]:
+    """(community code, building number) → building id, for the actor's communities."""
+    wanted = sorted(set(keys))
+    codes = await community_ids_by_code(session, actor, (k[0] for k in wanted))
+    wanted = [k for k in wanted if k[0] in codes]
+    if not wanted:
+        return {}
+    code_of = {v: k for k, v in codes.items()}
+    rows = await session.execute(
+        text(
+            """
+            SELECT b.community_id, b.building_no, b.id
+            FROM unnest(CAST(:cids AS uuid[]), CAST(:nos AS text[])) AS t(c, n)
+            JOIN buildings b ON b.tenant_id = :tenant AND b.community_id = t.c
+                AND b.building_no = t.n AND b.archived_at IS NULL
+            """
+        ),
+        {
+            "tenant": _tenant(actor),
+            "cids": [codes[c] for c, _ in wanted],
+            "nos": [n for _, n in wanted],
+        },
+    )
+    return {(code_of[c], n): i for c, n, i in rows.all()}
+
+
+def _parking_row_errors(index: int, row: ParkingSpaceRow) -> list[FieldError]:
+    prefix = f"rows[{index}]."
+    errors = []
+    if not SPACE_NO.match(row.space_no or ""):
+        errors.append(
+            FieldError(f"{prefix}space_no", "Not a valid space number.", "invalid_number")
+        )
+    if not row.area_name or not row.area_name.strip() or len(row.area_name) > 100:
+        errors.append(FieldError(f"{prefix}area_name", "A parking area is required.", "required"))
+    if row.usage not in ParkingUsage._value2member_map_:
+        errors.append(FieldError(f"{prefix}usage", "Unknown parking use.", "invalid_choice"))
+        return errors
+    holder = row.owner_phone or row.house_no
+    errors.extend(
+        _space_holder_errors(
+            ParkingUsage(row.usage),
+            uuid.UUID(int=1) if holder else None,  # only presence matters here
+            None,
+            row.lease_start,
+            row.lease_end,
+            prefix,
+        )
+    )
+    if row.area_m2 is not None and row.area_m2 <= 0:
+        errors.append(FieldError(f"{prefix}area_m2", "Must be greater than 0.", "not_positive"))
+    return errors
+
+
+async def _ensure_parking_areas(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    wanted: dict[tuple[uuid.UUID, str], bool | None],
+) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+    """Areas by (community, name), created when new; an archived one named again comes back,
+    and the underground flag changes only where the file gives one."""
+    keys = list(wanted)
+    await session.execute(
+        text(
+            """
+            INSERT INTO parking_areas AS a (tenant_id, id, community_id, name, underground)
+            SELECT :tenant, i, c, n, coalesce(u, false)
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:names AS text[]),
+                        CAST(:under AS boolean[])) AS t(i, c, n, u)
+            ON CONFLICT (tenant_id, community_id, name) DO UPDATE SET
+                underground = coalesce(EXCLUDED.underground, a.underground), archived_at = NULL
+            WHERE a.archived_at IS NOT NULL
+               OR a.underground IS DISTINCT FROM coalesce(EXCLUDED.underground, a.underground)
+            """
+        ),
+        {
+            "tenant": tenant_id,
+            "ids": [new_id() for _ in keys],
+            "cids": [k[0] for k in keys],
+            "names": [k[1] for k in keys],
+            "under": [wanted[k] for k in keys],
+        },
+    )
+    rows = await session.execute(
+        text(
+            """
+            SELECT a.community_id, a.name, a.id
+            FROM unnest(CAST(:cids AS uuid[]), CAST(:names AS text[])) AS t(c, n)
+            JOIN parking_areas a ON a.tenant_id = :tenant AND a.community_id = t.c
+                AND a.name = t.n
+            """
+        ),
+        {"tenant": tenant_id, "cids": [k[0] for k in keys], "names": [k[1] for k in keys]},
+    )
+    return {(c, n): i for c, n, i in rows.all()}
+
+
+async def upsert_parking_spaces(
+    session: AsyncSession, actor: Actor, *, rows: list[ParkingSpaceRow]
+) -> UpsertResult:
+    """Create or update parking areas and spaces by natural key (community + area + number),
+    set-based. Re-running the same rows changes nothing."""
+    tenant_id = _tenant(actor)
+    if not rows:
+        return UpsertResult(0, 0, 0)
+    codes = await community_ids_by_code(session, actor, (r.community_code for r in rows))
+    require_codes(rows, codes)
+    errors = [e for i, r in enumerate(rows) for e in _parking_row_errors(i, r)]
+    if errors:
+        raise ValidationFailed(errors=errors[:200])
+    house_keys = [
+        (r.community_code, r.building_no, r.unit_no, r.house_no)
+        for r in rows
+        if r.building_no and r.house_no
+    ]
+    resolved = await resolve_houses(session, actor, keys=house_keys)
+    owners: dict[str, uuid.UUID] = {}
+    phones = [r.owner_phone for r in rows if r.owner_phone]
+    if phones:
+        from linli.residents import service as residents  # residents build on the estate
+
+        owners = await residents.resident_ids_by_phones(session, actor, phones)
+    for i, r in enumerate(rows):
+        if (
+            r.house_no
+            and (
+                r.community_code,
+                r.building_no or "",
+                r.unit_no,
+                r.house_no,
+            )
+            not in resolved.ids
+        ):
+            errors.append(FieldError(f"rows[{i}].house_no", "No such house.", "house_not_found"))
+        if r.owner_phone and r.owner_phone not in owners:
+            errors.append(
+                FieldError(
+                    f"rows[{i}].owner_phone", "No resident has this phone.", "resident_not_found"
+                )
+            )
+    if errors:
+        raise ValidationFailed(errors=errors[:200])
+
+    flags: dict[tuple[uuid.UUID, str], bool | None] = {}
+    for r in rows:
+        key = (codes[r.community_code], r.area_name.strip())
+        if r.underground is not None or key not in flags:
+            flags[key] = r.underground
+    areas = await _ensure_parking_areas(session, tenant_id, flags)
+    latest: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, ParkingSpaceRow]] = {}
+    for r in rows:
+        community_id = codes[r.community_code]
+        latest[(areas[(community_id, r.area_name.strip())], r.space_no)] = (community_id, r)
+    keys = list(latest)
+    values = [latest[k] for k in keys]
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO parking_spaces AS s (tenant_id, id, community_id, area_id, space_no,
+                usage, house_id, resident_id, lease_start, lease_end, area_m2)
+            SELECT :tenant, i, c, a, n, CAST(u AS parking_usage), h, r, ls, le, m
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:aids AS uuid[]),
+                        CAST(:nos AS text[]), CAST(:usages AS text[]), CAST(:hids AS uuid[]),
+                        CAST(:rids AS uuid[]), CAST(:ls AS date[]), CAST(:le AS date[]),
+                        CAST(:m2 AS numeric[])) AS t(i, c, a, n, u, h, r, ls, le, m)
+            ON CONFLICT (tenant_id, area_id, space_no) DO UPDATE SET
+                usage = EXCLUDED.usage, house_id = EXCLUDED.house_id,
+                resident_id = EXCLUDED.resident_id, lease_start = EXCLUDED.lease_start,
+                lease_end = EXCLUDED.lease_end, area_m2 = coalesce(EXCLUDED.area_m2, s.area_m2),
+                archived_at = NULL
+            WHERE (s.usage, s.house_id, s.resident_id, s.lease_start, s.lease_end, s.area_m2,
+                   s.archived_at)
+                  IS DISTINCT FROM
+                  (EXCLUDED.usage, EXCLUDED.house_id, EXCLUDED.resident_id, EXCLUDED.lease_start,
+                   EXCLUDED.lease_end, coalesce(EXCLUDED.area_m2, s.area_m2), NULL)
+            RETURNING (xmax = 0) AS inserted
+            """
+        ),
+        {
+            "tenant": tenant_id,
+            "ids": [new_id() for _ in keys],
+            "cids": [c for c, _ in values],
+            "aids": [k[0] for k in keys],
+            "nos": [k[1] for k in keys],
+            "usages": [r.usage for _, r in values],
+            "hids": [
+                resolved.ids.get((r.community_code, r.building_no or "", r.unit_no, r.house_no))
+                if r.house_no
+                else None
+                for _, r in values
+            ],
+            "rids": [owners.get(r.owner_phone) if r.owner_phone else None for _, r in values],
+            "ls": [r.lease_start for _, r in values],
+            "le": [r.lease_end for _, r in values],
+            "m2": [r.area_m2 for _, r in values],
+        },
+    )
+    inserted = [bool(f) for (f,) in result.all()]
+    return await record_bulk_upsert(
+        session,
+        actor,
+        target="parking_space",
+        event=events.PARKING_IMPORTED,
+        inserted=inserted,
+        total=len(rows),
+    )
+
+
+async def upsert_facilities(
+    session: AsyncSession, actor: Actor, *, rows: list[FacilityRow]
+) -> UpsertResult:
+    """Create or update common facilities by (community, name), set-based."""
+    tenant_id = _tenant(actor)
+    if not rows:
+        return UpsertResult(0, 0, 0)
+    codes = await community_ids_by_code(session, actor, (r.community_code for r in rows))
+    require_codes(rows, codes)
+    errors: list[FieldError] = []
+    for i, r in enumerate(rows):
+        if not r.name or not r.name.strip() or len(r.name) > 100:
+            errors.append(FieldError(f"rows[{i}].name", "A name is required.", "required"))
+        if not re.fullmatch(r"[a-z_]{1,40}", r.kind or ""):
+            errors.append(FieldError(f"rows[{i}].kind", "Unknown facility kind.", "invalid_choice"))
+        if len(r.location or "") > 200:
+            errors.append(FieldError(f"rows[{i}].location", "Too long.", "too_long"))
+    buildings = await resolve_buildings(
+        session, actor, keys=[(r.community_code, r.building_no) for r in rows if r.building_no]
+    )
+    for i, r in enumerate(rows):
+        if r.building_no and (r.community_code, r.building_no) not in buildings:
+            errors.append(
+                FieldError(f"rows[{i}].building_no", "No such building.", "building_not_found")
+            )
+    if errors:
+        raise ValidationFailed(errors=errors[:200])
+    latest = {(codes[r.community_code], r.name.strip()): r for r in rows}
+    keys = list(latest)
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO facilities AS f (tenant_id, id, community_id, name, kind, location,
+                building_id)
+            SELECT :tenant, i, c, n, k, l, b
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:names AS text[]),
+                        CAST(:kinds AS text[]), CAST(:locs AS text[]), CAST(:bids AS uuid[]))
+                 AS t(i, c, n, k, l, b)
+            ON CONFLICT (tenant_id, community_id, name) DO UPDATE SET
+                kind = EXCLUDED.kind, location = EXCLUDED.location,
+                building_id = EXCLUDED.building_id, archived_at = NULL
+            WHERE (f.kind, f.location, f.building_id, f.archived_at)
+                  IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.location, EXCLUDED.building_id, NULL)
+            RETURNING (xmax = 0) AS inserted
+            """
+        ),
+        {
+            "tenant": tenant_id,
+            "ids": [new_id() for _ in keys],
+            "cids": [k[0] for k in keys],
+            "names": [k[1] for k in keys],
+            "kinds": [latest[k].kind for k in keys],
+            "locs": [latest[k].location or "" for k in keys],
+            "bids": [
+                buildings.get((latest[k].community_code, latest[k].building_no or ""))
+                if latest[k].building_no
+                else None
+                for k in keys
+            ],
+        },
+    )
+    inserted = [bool(f) for (f,) in result.all()]
+    return await record_bulk_upsert(
+        session,
+        actor,
+        target="facility",
+        event=events.FACILITIES_IMPORTED,
+        inserted=inserted,
+        total=len(rows),
+    )
+
+
+async def stream_parking_spaces(
+    session: AsyncSession, actor: Actor
+) -> AsyncIterator[ParkingSpaceRow]:
+    """Every space the actor may see, as import rows (导出), with its holder's house and phone.
+
+    Phones come from the residents service a chunk at a time (they are its data).
+    """
+    from linli.residents import service as residents  # residents build on the estate
+
+    statement = (
+        select(
+            Community.code,
+            ParkingArea.name,
+            ParkingArea.underground,
+            ParkingSpace.space_no,
+            ParkingSpace.usage,
+            Building.building_no,
+            Unit.unit_no,
+            House.house_no,
+            ParkingSpace.resident_id,
+            ParkingSpace.lease_start,
+            ParkingSpace.lease_end,
+            ParkingSpace.area_m2,
+        )
+        .select_from(ParkingSpace)
+        .join(
+            ParkingArea,
+            (ParkingArea.tenant_id == ParkingSpace.tenant_id)
+            & (ParkingArea.id == ParkingSpace.area_id),
+        )
+        .join(
+            Community,
+            (Community.tenant_id == ParkingSpace.tenant_id)
+            & (Community.id == ParkingSpace.community_id),
+        )
+        .outerjoin(
+            House, (House.tenant_id == ParkingSpace.tenant_id) & (House.id == ParkingSpace.house_id)
+        )
+        .outerjoin(
+            Building, (Building.tenant_id == House.tenant_id) & (Building.id == House.building_id)
+        )
+        .outerjoin(Unit, (Unit.tenant_id == House.tenant_id) & (Unit.id == House.unit_id))
+        .where(
+            community_scope(actor, ParkingSpace.community_id), ParkingSpace.archived_at.is_(None)
+        )
+        .order_by(Community.code, ParkingArea.name, ParkingSpace.space_no)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )
+    result = await session.stream(statement)
+    async for chunk in result.partitions(EXPORT_CHUNK):
+        phones = await residents.phones_of(
+            session, actor, resident_ids=[row[8] for row in chunk if row[8] is not None]
+        )
+        for code, area, under, space_no, usage, b_no, u_no, h_no, rid, ls, le, m2 in chunk:
+            yield ParkingSpaceRow(
+                community_code=code,
+                area_name=area,
+                space_no=space_no,
+                usage=ParkingUsage(usage).value,
+                underground=under,
+                building_no=b_no,
+                unit_no=u_no,
+                house_no=h_no,
+                owner_phone=phones.get(rid) if rid else None,
+                lease_start=ls,
+                lease_end=le,
+                area_m2=m2,
+            )
+
+
+async def stream_facilities(session: AsyncSession, actor: Actor) -> AsyncIterator[FacilityRow]:
+    statement = (
+        select(
+            Community.code, Facility.name, Facility.kind, Building.building_no, Facility.location
+        )
+        .select_from(Facility)
+        .join(
+            Community,
+            (Community.tenant_id == Facility.tenant_id) & (Community.id == Facility.community_id),
+        )
+        .outerjoin(
+            Building,
+            (Building.tenant_id == Facility.tenant_id) & (Building.id == Facility.building_id),
+        )
+        .where(community_scope(actor, Facility.community_id), Facility.archived_at.is_(None))
+        .order_by(Community.code, Facility.name)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )
+    result = await session.stream(statement)
+    async for code, name, kind, building_no, location in result:
+        yield FacilityRow(
+            community_code=code, name=name, kind=kind, building_no=building_no, location=location
         )

@@ -37,6 +37,8 @@ SOURCE_PATHS: dict[ImportKind, tuple[str, str]] = {
     ImportKind.RESIDENTS: ("linli.residents.service", "stream_residents"),
     ImportKind.VEHICLES: ("linli.residents.service", "stream_vehicles"),
     ImportKind.STAFF: ("linli.staff.service", "stream_staff_records"),
+    ImportKind.PARKING: ("linli.estate.service", "stream_parking_spaces"),
+    ImportKind.FACILITIES: ("linli.estate.service", "stream_facilities"),
 }
 SOURCE_OVERRIDES: dict[ImportKind, Source] = {}
 
@@ -44,6 +46,7 @@ SOURCE_OVERRIDES: dict[ImportKind, Source] = {}
 MASKED_FIELDS = {
     ImportKind.RESIDENTS: frozenset({"phone", "id_card"}),
     ImportKind.VEHICLES: frozenset({"owner_phone"}),
+    ImportKind.PARKING: frozenset({"owner_phone"}),
 }
 _CHOICES = {
     "house_type": n.HOUSE_TYPE,
@@ -51,6 +54,8 @@ _CHOICES = {
     "relation": n.RELATION,
     "gender": n.GENDER,
     "employment_type": n.EMPLOYMENT,
+    "usage": n.PARKING_USAGE,
+    "kind": n.FACILITY_KIND,
 }
 
 
@@ -95,6 +100,8 @@ def _cell_value(kind: ImportKind, fieldname: str, row: Any, masked: frozenset[st
         return mask_id_card(value) if fieldname == "id_card" else mask_phone(value)
     if fieldname in _CHOICES and isinstance(value, str):
         return _CHOICES[fieldname].label(value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
     if isinstance(value, (tuple, list, set, frozenset)):
         return "、".join(str(v) for v in value)
     if isinstance(value, (int, float, Decimal, dt.date, str)):

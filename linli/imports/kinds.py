@@ -27,6 +27,8 @@ class ImportKind(enum.StrEnum):
     RESIDENTS = "residents"  # 住户
     VEHICLES = "vehicles"  # 车辆
     STAFF = "staff"  # 员工档案
+    PARKING = "parking_spaces"  # 停车场与车位
+    FACILITIES = "facilities"  # 公共设施
 
 
 @dataclass(frozen=True)
@@ -190,9 +192,80 @@ COLUMNS: dict[ImportKind, tuple[Column, ...]] = {
             example="C01",
         ),
     ),
+    ImportKind.PARKING: (
+        _COMMUNITY,
+        Column(
+            "area_name",
+            "停车场",
+            ("停车场名称", "车场", "车场名称", "车库", "停车区域", "区域", "parking_area"),
+            required=True,
+            grouping=True,
+            example="地下车库B1",
+        ),
+        Column("underground", "是否地下", ("地下", "地下车库", "underground"), example="是"),
+        Column(
+            "space_no",
+            "车位号",
+            ("车位", "车位编号", "车位编码", "车位号码", "space_no"),
+            required=True,
+            example="B1-001",
+        ),
+        Column(
+            "usage",
+            "车位类型",
+            ("类型", "车位性质", "性质", "使用类型", "车位状态", "usage"),
+            example="产权",
+        ),
+        dataclasses.replace(_BUILDING, grouping=False),
+        dataclasses.replace(_UNIT, grouping=False),
+        dataclasses.replace(_HOUSE, required=False, example="1201"),
+        Column(
+            "owner_phone",
+            "持有人手机号",
+            (
+                "业主手机号",
+                "业主电话",
+                "车主手机号",
+                "承租人手机号",
+                "手机号",
+                "手机",
+                "联系电话",
+                "owner_phone",
+            ),
+            example="13800138000",
+        ),
+        Column(
+            "lease_start",
+            "租期开始",
+            ("起租日期", "租赁开始", "租赁开始日期", "lease_start"),
+            example="",
+        ),
+        Column(
+            "lease_end",
+            "租期结束",
+            ("到期日期", "租赁结束", "租赁结束日期", "lease_end"),
+            example="",
+        ),
+        Column("area_m2", "车位面积", ("面积", "area_m2"), example="12.50"),
+    ),
+    ImportKind.FACILITIES: (
+        _COMMUNITY,
+        Column(
+            "name",
+            "设施名称",
+            ("名称", "设施", "设备名称", "name"),
+            required=True,
+            example="3栋1号电梯",
+        ),
+        Column("kind", "设施类型", ("类型", "类别", "设施类别", "kind"), example="电梯"),
+        dataclasses.replace(_BUILDING, grouping=False, header="所在楼栋", example=""),
+        Column(
+            "location", "位置", ("安装位置", "所在位置", "具体位置", "location"), example="3栋大堂"
+        ),
+    ),
 }
 # The combined "3-2-1201" column is accepted wherever the address parts are.
-for _kind in (ImportKind.HOUSES, ImportKind.RESIDENTS, ImportKind.VEHICLES):
+for _kind in (ImportKind.HOUSES, ImportKind.RESIDENTS, ImportKind.VEHICLES, ImportKind.PARKING):
     COLUMNS[_kind] = (*COLUMNS[_kind], _ADDRESS)
 
 TEMPLATE_COLUMNS: dict[ImportKind, tuple[Column, ...]] = {
@@ -380,6 +453,71 @@ def build_vehicle(raw: Raw, ctx: RowContext) -> dict[str, Any]:
     return values
 
 
+def build_parking_space(raw: Raw, ctx: RowContext) -> dict[str, Any]:
+    """One space; its holder (house and/or owner phone) only when owned or rented."""
+    c = _Collector(raw)
+    community = c.get("community", ctx.community_code, required=True)
+    building = unit = house = None
+    if any(not n.is_blank(raw.get(f)) for f in ("building_no", "unit_no", "house_no", "address")):
+        building, unit, house = _address(c)
+    owner_phone = c.get("owner_phone", n.parse_phone)
+    held = bool(house or owner_phone)
+    usage = c.get("usage", n.PARKING_USAGE.parse) or ("owned" if held else "temporary")
+    lease_start = c.get("lease_start", n.parse_date)
+    lease_end = c.get("lease_end", n.parse_date)
+    if usage == "temporary" and held:
+        c.fail(
+            "usage",
+            CellError(
+                "temporary_space_bound",
+                "A temporary space has no holder: make it 产权 or 租赁, or clear the holder.",
+            ),
+        )
+    if usage != "rented" and (lease_start or lease_end):
+        c.fail(
+            "usage",
+            CellError("lease_not_allowed", "Lease dates are only for rented spaces (租赁)."),
+        )
+    if lease_start and lease_end and lease_end < lease_start:
+        c.fail("lease_end", CellError("out_of_range", "The lease ends before it starts."))
+    values = {
+        "community_code": community,
+        "area_name": c.get("area_name", _name, required=True),
+        "underground": c.get("underground", n.parse_bool),
+        "space_no": c.get("space_no", n.parse_space_no, required=True),
+        "usage": usage,
+        "building_no": building,
+        "unit_no": unit,
+        "house_no": house,
+        "owner_phone": owner_phone,
+        "lease_start": lease_start,
+        "lease_end": lease_end,
+        "area_m2": c.get("area_m2", n.parse_area),
+    }
+    c.done()
+    return values
+
+
+def build_facility(raw: Raw, ctx: RowContext) -> dict[str, Any]:
+    c = _Collector(raw)
+    values = {
+        "community_code": c.get("community", ctx.community_code, required=True),
+        "name": c.get("name", _name, required=True),
+        "kind": c.get("kind", n.FACILITY_KIND.parse) or "other",
+        "building_no": c.get("building_no", lambda v: n.parse_part(v, n.BUILDING_SUFFIXES)),
+        "location": c.get("location", _location) or "",
+    }
+    c.done()
+    return values
+
+
+def _location(value: Any) -> str:
+    text = n.clean_text(value)
+    if len(text) > 200:
+        raise CellError("too_long", "At most {limit} characters.", limit=200)
+    return text
+
+
 _LIST_SEPARATORS = re.compile(r"[、,，;；/|\s]+")
 
 
@@ -447,6 +585,8 @@ BUILDERS: dict[ImportKind, Callable[[Raw, RowContext], dict[str, Any]]] = {
     ImportKind.RESIDENTS: build_resident,
     ImportKind.VEHICLES: build_vehicle,
     ImportKind.STAFF: build_staff_record,
+    ImportKind.PARKING: build_parking_space,
+    ImportKind.FACILITIES: build_facility,
 }
 
 
@@ -464,6 +604,10 @@ def natural_key(kind: ImportKind, values: dict[str, Any]) -> tuple[Any, ...]:
         return (values["phone"] or values["id_card"] or values["name"], *house)
     if kind is ImportKind.VEHICLES:
         return (values["community_code"], values["plate"])
+    if kind is ImportKind.PARKING:
+        return (values["community_code"], values["area_name"], values["space_no"])
+    if kind is ImportKind.FACILITIES:
+        return (values["community_code"], values["name"])
     return (values["employee_no"],)
 
 
@@ -472,12 +616,16 @@ DUPLICATE_MESSAGES: dict[ImportKind, str] = {
     ImportKind.RESIDENTS: "This person is already linked to this house in row {first_row}.",
     ImportKind.VEHICLES: "This plate number already appears in row {first_row}.",
     ImportKind.STAFF: "This employee number already appears in row {first_row}.",
+    ImportKind.PARKING: "This parking space already appears in row {first_row}.",
+    ImportKind.FACILITIES: "This facility already appears in row {first_row}.",
 }
 DUPLICATE_FIELD: dict[ImportKind, str] = {
     ImportKind.HOUSES: "house_no",
     ImportKind.RESIDENTS: "phone",
     ImportKind.VEHICLES: "plate",
     ImportKind.STAFF: "employee_no",
+    ImportKind.PARKING: "space_no",
+    ImportKind.FACILITIES: "name",
 }
 
 
@@ -488,6 +636,8 @@ ROW_CLASS_NAMES = {
     ImportKind.RESIDENTS: "ResidentRow",
     ImportKind.VEHICLES: "VehicleRow",
     ImportKind.STAFF: "StaffRecordRow",
+    ImportKind.PARKING: "ParkingSpaceRow",
+    ImportKind.FACILITIES: "FacilityRow",
 }
 
 

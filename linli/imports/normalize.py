@@ -342,3 +342,53 @@ EDUCATION = Choice(
         "doctor": ("博士", "博士研究生"),
     }
 )
+PARKING_USAGE = Choice(
+    {
+        "owned": ("产权", "产权车位", "自有", "已售", "购买"),
+        "rented": ("租赁", "租赁车位", "出租", "租用", "月租", "长租"),
+        "temporary": ("临时", "临时车位", "临停", "公共", "公共车位", "空闲"),
+    }
+)
+FACILITY_KIND = Choice(
+    {
+        "lift": ("电梯", "客梯", "货梯", "直梯"),
+        "pump_room": ("水泵房", "泵房", "二次供水"),
+        "power_room": ("配电房", "配电室", "变电站"),
+        "fire_control": ("消防控制室", "消控室", "消防"),
+        "clubhouse": ("会所", "活动室", "社区中心"),
+        "playground": ("儿童游乐场", "游乐场", "儿童乐园"),
+        "gym": ("健身区", "健身器材", "健身房"),
+        "charging": ("充电桩", "充电站", "充电"),
+        "bike_shed": ("非机动车棚", "自行车棚", "车棚"),
+        "other": ("其他", "其它"),
+    }
+)
+_YES = frozenset({"是", "y", "yes", "true", "1", "地下", "√", "✓"})
+_NO = frozenset({"否", "n", "no", "false", "0", "地上", "地面", "×"})
+
+
+def parse_bool(value: Any) -> bool:
+    """是/否, yes/no, 1/0, TRUE/FALSE as Excel stores them, 地下/地上."""
+    if isinstance(value, bool):
+        return value
+    text = clean_text(value).replace(" ", "").lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise CellError(
+        "invalid_choice",
+        "\u201c{value}\u201d is not one of: {allowed}.",
+        value=text[:20],
+        allowed="是/否",
+    )
+
+
+def parse_space_no(value: Any) -> str:
+    """A parking space number: letters, digits and dashes (B1-007, A-12, 0356)."""
+    text = clean_text(value).replace(" ", "")
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z-]{0,19}", text):
+        raise CellError(
+            "invalid_value", "\u201c{value}\u201d is not a valid number here.", value=text[:40]
+        )
+    return text

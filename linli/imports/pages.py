@@ -48,6 +48,8 @@ KIND_LABELS = {
     ImportKind.RESIDENTS: N_("Residents with houses"),
     ImportKind.VEHICLES: N_("Vehicles"),
     ImportKind.STAFF: N_("Staff records"),
+    ImportKind.PARKING: N_("Parking areas and spaces"),
+    ImportKind.FACILITIES: N_("Common facilities"),
 }
 MODE_LABELS = {
     ImportMode.ALL_OR_NOTHING: N_("All or nothing: import only if every row is valid"),

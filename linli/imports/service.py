@@ -73,6 +73,8 @@ WRITER_PATHS: dict[ImportKind, tuple[str, str]] = {
     ImportKind.RESIDENTS: ("linli.residents.service", "upsert_residents"),
     ImportKind.VEHICLES: ("linli.residents.service", "upsert_vehicles"),
     ImportKind.STAFF: ("linli.staff.service", "upsert_staff_records"),
+    ImportKind.PARKING: ("linli.estate.service", "upsert_parking_spaces"),
+    ImportKind.FACILITIES: ("linli.estate.service", "upsert_facilities"),
 }
 # Tests (and a future plug-in) may put a writer here; it wins over WRITER_PATHS.
 WRITER_OVERRIDES: dict[ImportKind, Writer] = {}
@@ -400,13 +402,91 @@ async def dry_run(
     checked = await asyncio.to_thread(
         check_file, data, kind=kind, context=context, mapping=_parse_mapping(mapping)
     )
-    await check_houses_exist(session, actor, checked)
+    await check_references(session, actor, checked)
     return checked
 
 
+async def check_references(session: AsyncSession, actor: Actor, checked: CheckedFile) -> None:
+    """What rows point at must exist (houses, owners' phones, buildings): each row that
+    points at nothing gets its own message in the dry run, instead of a refused job."""
+    await check_houses_exist(session, actor, checked)
+    await check_owner_phones(session, actor, checked)
+    await check_buildings_exist(session, actor, checked)
+
+
+def _drop_rows(checked: CheckedFile, issues: dict[int, RowIssue]) -> None:
+    if not issues:
+        return
+    checked.bad_rows.update(issues)
+    checked.issues.extend(issues.values())
+    checked.rows = [(number, v) for number, v in checked.rows if number not in issues]
+    checked.issues.sort(key=lambda issue: issue.row)
+
+
+def _header(checked: CheckedFile, fieldname: str, default: str) -> str:
+    return next((h for h, f in checked.columns.items() if f == fieldname), default)
+
+
+async def check_owner_phones(session: AsyncSession, actor: Actor, checked: CheckedFile) -> None:
+    """A vehicle's or parking space's owner, by phone, must be a resident of this company."""
+    if checked.kind not in (ImportKind.VEHICLES, ImportKind.PARKING):
+        return
+    from linli.residents import service as residents_service
+
+    phones = sorted({v["owner_phone"] for _, v in checked.rows if v.get("owner_phone")})
+    if not phones:
+        return
+    known = await residents_service.resident_ids_by_phones(session, actor, phones)
+    header = _header(checked, "owner_phone", "持有人手机号")
+    _drop_rows(
+        checked,
+        {
+            number: RowIssue(
+                number,
+                header,
+                "owner_phone",
+                "resident_not_found",
+                "No resident has this phone: import the residents first.",
+            )
+            for number, v in checked.rows
+            if v.get("owner_phone") and v["owner_phone"] not in known
+        },
+    )
+
+
+async def check_buildings_exist(session: AsyncSession, actor: Actor, checked: CheckedFile) -> None:
+    """A facility's building must be in the registry."""
+    if checked.kind is not ImportKind.FACILITIES:
+        return
+    from linli.estate import service as estate_service
+
+    keys = sorted(
+        {(v["community_code"], v["building_no"]) for _, v in checked.rows if v.get("building_no")}
+    )
+    if not keys:
+        return
+    known = await estate_service.resolve_buildings(session, actor, keys=keys)
+    header = _header(checked, "building_no", "所在楼栋")
+    _drop_rows(
+        checked,
+        {
+            number: RowIssue(
+                number,
+                header,
+                "building_no",
+                "unknown_building",
+                "Building {building} is not in community {community}; import the houses first.",
+                {"building": v["building_no"], "community": v["community_code"]},
+            )
+            for number, v in checked.rows
+            if v.get("building_no") and (v["community_code"], v["building_no"]) not in known
+        },
+    )
+
+
 async def check_houses_exist(session: AsyncSession, actor: Actor, checked: CheckedFile) -> None:
-    """Residents and vehicles must point at houses already in the registry."""
-    if checked.kind not in (ImportKind.RESIDENTS, ImportKind.VEHICLES):
+    """Residents, vehicles and parking spaces must point at houses already in the registry."""
+    if checked.kind not in (ImportKind.RESIDENTS, ImportKind.VEHICLES, ImportKind.PARKING):
         return
     from linli.estate import service as estate_service
 
@@ -577,7 +657,7 @@ async def run_job(tenant_id: uuid.UUID, job_id: uuid.UUID, *, batch_rows: int = 
                 check_file, data, kind=kind, context=context, mapping=mapping
             )
             del data
-            await check_houses_exist(session, actor, checked)
+            await check_references(session, actor, checked)
     except DomainError as error:
         await _finish(tenant_id, job_id, ImportStatus.FAILED, failure=error)
         return ImportStatus.FAILED.value

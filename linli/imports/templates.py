@@ -21,6 +21,8 @@ SHEET_TITLES = {
     ImportKind.RESIDENTS: "住户",
     ImportKind.VEHICLES: "车辆",
     ImportKind.STAFF: "员工档案",
+    ImportKind.PARKING: "车位",
+    ImportKind.FACILITIES: "公共设施",
 }
 
 NOTES: dict[str, str] = {
@@ -53,15 +55,51 @@ NOTES: dict[str, str] = {
     "education": "/".join(n.EDUCATION.label(v) for v in n.EDUCATION.values),
     "certificates": "证书名称，可写成 名称:证书编号；多个证书用顿号、逗号分隔",
     "communities": "服务的小区编码，多个用顿号、逗号分隔",
+    "area_name": "停车场名称，如 地下车库B1；不存在时自动创建",
+    "underground": "是/否，不填则不改",
+    "space_no": "车位号，如 B1-001；同一停车场内唯一，重复导入按车位号更新",
+    "usage": "/".join(n.PARKING_USAGE.label(v) for v in n.PARKING_USAGE.values)
+    + "；填了持有房屋或手机号时默认产权，否则默认临时",
+    "area_m2": "车位面积，单位㎡，可不填",
+    "kind": "/".join(n.FACILITY_KIND.label(v) for v in n.FACILITY_KIND.values) + "，默认其他",
+    "location": "位置说明，如 3栋大堂",
+}
+# The parking sheet's holder columns say whose space it is, not where a resident lives.
+KIND_NOTES: dict[ImportKind, dict[str, str]] = {
+    ImportKind.PARKING: {
+        "building_no": "持有房屋的楼栋（产权或租赁车位可填）",
+        "unit_no": "持有房屋的单元",
+        "house_no": "持有房屋的房号，或完整写法 3-2-1201",
+        "owner_phone": "持有人（业主或承租人）的手机号，须已在住户档案中",
+        "lease_start": "租赁车位的租期开始日期",
+        "lease_end": "租赁车位的租期结束日期",
+    },
+    ImportKind.FACILITIES: {
+        "building_no": "设施所在楼栋，须已存在；可不填",
+        "name": "设施名称，同一小区内唯一",
+    },
 }
 
 # Long digit strings must stay text in Excel, or it shows 1.38E+10 and drops digits.
 TEXT_FIELDS = frozenset(
-    {"phone", "id_card", "owner_phone", "house_no", "building_no", "unit_no", "employee_no"}
+    {
+        "phone",
+        "id_card",
+        "owner_phone",
+        "house_no",
+        "building_no",
+        "unit_no",
+        "employee_no",
+        "space_no",
+    }
 )
 
 _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 _SAMPLE_FONT = Font(color="808080", italic=True)
+
+
+def note_for(kind: ImportKind, fieldname: str) -> str:
+    return KIND_NOTES.get(kind, {}).get(fieldname) or NOTES.get(fieldname, "")
 
 
 def header_text(column: k.Column) -> str:
@@ -79,8 +117,9 @@ def build_template(kind: ImportKind) -> bytes:
         cell.font = Font(bold=True, color="C00000" if column.required else "000000")
         cell.fill = _HEADER_FILL
         cell.alignment = Alignment(horizontal="center")
-        if column.field in NOTES:
-            cell.comment = Comment(NOTES[column.field], "linli")
+        note = note_for(kind, column.field)
+        if note:
+            cell.comment = Comment(note, "linli")
         sample = sheet.cell(
             row=2, column=index, value=column.example if column.example != "" else None
         )
@@ -95,7 +134,7 @@ def build_template(kind: ImportKind) -> bytes:
     notes = workbook.create_sheet("填写说明")
     notes.append(["列", "必填", "说明"])
     for column in columns:
-        notes.append([column.header, "是" if column.required else "", NOTES.get(column.field, "")])
+        notes.append([column.header, "是" if column.required else "", note_for(kind, column.field)])
     notes.append([])
     notes.append(["第 2 行是示例（灰色），导入前请删除或改成真实数据。"])
     notes.append(["同一文件可重复导入：已存在的数据按自然键更新，不会重复创建。"])

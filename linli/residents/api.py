@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from linli.auth.actor import Actor, PrincipalKind
 from linli.auth.deps import Authorizer, DbSession, DeclaredRoute
@@ -34,6 +34,7 @@ from linli.residents.schemas import (
     ResidentUpdate,
     VehicleCreate,
     VehicleRead,
+    VehicleUpdate,
 )
 
 router = APIRouter(prefix="/api/v1", route_class=DeclaredRoute, tags=["residents"])
@@ -58,6 +59,7 @@ def resident_read(actor: Actor, resident: Resident) -> ResidentRead:
         gender=resident.gender,
         birth_date=resident.birth_date,
         tags=list(resident.tags or []),
+        community_id=resident.community_id,
         created_at=resident.created_at,
     )
 
@@ -75,8 +77,19 @@ async def search_residents(
         str | None, Query(max_length=40, description="3-2-1201 or 3栋2单元1201")
     ] = None,
     community_id: uuid.UUID | None = None,
+    without_house: Annotated[
+        bool, Query(description="only people with no current house (registered, moved out)")
+    ] = False,
+    tag: Annotated[str | None, Query(min_length=1, max_length=32, description="a tag")] = None,
 ) -> Page[ResidentRead]:
-    search = service.ResidentSearch(phone=phone, name=name, house=house, community_id=community_id)
+    search = service.ResidentSearch(
+        phone=phone,
+        name=name,
+        house=house,
+        community_id=community_id,
+        without_house=without_house,
+        tag=tag,
+    )
     rows, cursor = await service.search_residents(session, actor, search=search, page=page)
     return Page[ResidentRead](items=[resident_read(actor, r) for r in rows], next_cursor=cursor)
 
@@ -180,11 +193,51 @@ async def list_vehicles(
     community_id: uuid.UUID | None = None,
     house_id: uuid.UUID | None = None,
     plate: Annotated[str | None, Query(max_length=20)] = None,
+    include_archived: bool = False,
 ) -> Page[VehicleRead]:
     rows, cursor = await service.list_vehicles(
-        session, actor, community_id=community_id, house_id=house_id, plate=plate, page=page
+        session,
+        actor,
+        community_id=community_id,
+        house_id=house_id,
+        plate=plate,
+        page=page,
+        include_archived=include_archived,
     )
     return Page[VehicleRead].of(rows, cursor)
+
+
+@router.patch("/vehicles/{vehicle_id}", response_model=VehicleRead)
+async def update_vehicle(
+    actor: Writer, session: DbSession, vehicle_id: uuid.UUID, body: VehicleUpdate
+) -> VehicleRead:
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("plate", "brand", "color"):
+        if changes.get(key, "") is None:
+            del changes[key]
+    vehicle = await service.update_vehicle(session, actor, vehicle_id=vehicle_id, changes=changes)
+    return VehicleRead.model_validate(vehicle)
+
+
+@router.post(
+    "/vehicles/{vehicle_id}/archive",
+    response_model=VehicleRead,
+    summary="The vehicle is gone: gates stop knowing it, its history stays",
+)
+async def archive_vehicle(actor: Writer, session: DbSession, vehicle_id: uuid.UUID) -> VehicleRead:
+    return VehicleRead.model_validate(
+        await service.archive_vehicle(session, actor, vehicle_id=vehicle_id)
+    )
+
+
+@router.delete(
+    "/vehicles/{vehicle_id}",
+    status_code=204,
+    summary="Delete a vehicle registered by mistake (refused when it has gate records)",
+)
+async def delete_vehicle(actor: Writer, session: DbSession, vehicle_id: uuid.UUID) -> Response:
+    await service.delete_vehicle(session, actor, vehicle_id=vehicle_id)
+    return Response(status_code=204)
 
 
 @router.post("/vehicles", response_model=VehicleRead, status_code=201)

@@ -55,8 +55,10 @@ class Resident(TenantOwned, Base):
 
     __tablename__ = "residents"
     __table_args__ = (
+        tenant_fk(["community_id"], "communities"),
         UniqueConstraint("tenant_id", "phone_hash"),
         UniqueConstraint("tenant_id", "id_card_hash"),
+        Index(None, "tenant_id", "community_id"),
         # Name-prefix search without pg_trgm (the embedded server ships without it): with the
         # column in the "C" collation one btree serves both ``LIKE '王%'`` and ``ORDER BY name``,
         # so a page of a common surname is an index range scan that stops after the page.
@@ -71,6 +73,10 @@ class Resident(TenantOwned, Base):
     gender: Mapped[Gender | None] = mapped_column(_enum(Gender, "gender"), default=None)
     birth_date: Mapped[dt.date | None] = mapped_column(default=None)
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    # Where a person without a house is registered (登记小区): a tenant whose lease is being
+    # prepared, a staff member's relative. Staff of that community see them; once they
+    # move in, their houses say where they live.
+    community_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 class ResidentHouse(TenantOwned, Base):
@@ -130,6 +136,7 @@ class Vehicle(TenantOwned, Base):
     house_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     brand: Mapped[str] = mapped_column(String(40), default="")
     color: Mapped[str] = mapped_column(String(20), default="")
+    archived_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class HouseClaim(TenantOwned, Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 
@@ -32,10 +33,15 @@ class ResidentCreate(Schema):
     gender: Gender | None = None
     birth_date: dt.date | None = None
     tags: list[str] = Field(default_factory=list, max_length=20)
-    house_id: uuid.UUID | None = None
+    house_id: uuid.UUID | None = Field(None, description="optional: a person may have no house yet")
     relation: Relation | None = None
     lease_start: dt.date | None = None
     lease_end: dt.date | None = None
+    community_id: uuid.UUID | None = Field(
+        None,
+        description="community a person without a house is registered in (登记小区); "
+        "required then for staff limited to some communities",
+    )
 
     @field_validator("phone")
     @classmethod
@@ -55,12 +61,14 @@ class ResidentCreate(Schema):
     @field_validator("tags")
     @classmethod
     def valid_tags(cls, value: list[str]) -> list[str]:
-        import re
+        return _tags(value)
 
-        for tag in value:
-            if not re.match(TAG, tag):
-                raise ValueError("tags are 1-32 characters without spaces or commas")
-        return sorted(set(value))
+
+def _tags(value: list[str]) -> list[str]:
+    for tag in value:
+        if not re.match(TAG, tag):
+            raise ValueError("tags are 1-32 characters without spaces or commas")
+    return sorted(set(value))
 
 
 class ResidentUpdate(Schema):
@@ -70,6 +78,11 @@ class ResidentUpdate(Schema):
     gender: Gender | None = None
     birth_date: dt.date | None = None
     tags: list[str] | None = Field(None, max_length=20)
+
+    @field_validator("tags")
+    @classmethod
+    def valid_tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _tags(value)
 
 
 class ResidentRead(Schema):
@@ -81,6 +94,9 @@ class ResidentRead(Schema):
     gender: Gender | None
     birth_date: dt.date | None
     tags: list[str]
+    community_id: uuid.UUID | None = Field(
+        None, description="community registered in (people without a house)"
+    )
     created_at: dt.datetime
 
 
@@ -142,6 +158,24 @@ class VehicleCreate(Schema):
         return plate
 
 
+class VehicleUpdate(Schema):
+    plate: str | None = Field(None, max_length=20)
+    resident_id: uuid.UUID | None = None
+    house_id: uuid.UUID | None = None
+    brand: str | None = Field(None, max_length=40)
+    color: str | None = Field(None, max_length=20)
+
+    @field_validator("plate")
+    @classmethod
+    def valid_plate(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        plate = normalize_plate(value)
+        if plate is None:
+            raise ValueError("not a valid mainland licence plate")
+        return plate
+
+
 class VehicleRead(ReadSchema):
     id: uuid.UUID
     community_id: uuid.UUID
@@ -151,6 +185,7 @@ class VehicleRead(ReadSchema):
     house_id: uuid.UUID | None
     brand: str
     color: str
+    archived_at: dt.datetime | None = None
 
 
 class ClaimCreate(Schema):

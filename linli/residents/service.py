@@ -163,10 +163,14 @@ def _linked_to_communities(actor: Actor) -> ColumnElement[bool]:
 
 
 def readable_residents(actor: Actor) -> Select[Resident]:
-    """Residents linked (now or before) to a house in the actor's communities."""
+    """Residents linked (now or before) to a house in the actor's communities, or registered
+    in one of them without a house yet."""
     statement = select(Resident)
     if not estate.sees_all_communities(actor):
-        statement = statement.where(_linked_to_communities(actor))
+        statement = statement.where(
+            _linked_to_communities(actor)
+            | Resident.community_id.in_(list(actor.community_ids) or [_NO_COMMUNITY])
+        )
     return statement
 
 
@@ -200,16 +204,26 @@ async def create_resident(
     relation: Relation | None = None,
     lease_start: dt.date | None = None,
     lease_end: dt.date | None = None,
+    community_id: uuid.UUID | None = None,
 ) -> Resident:
     """Register a person, optionally moving them into a house in the same step.
 
-    Staff limited to some communities must give a house: a resident linked to
-    no house would be invisible to them the moment they created it.
+    A person without a house yet (a tenant whose lease is being prepared, a staff
+    member's relative) is registered in a community (登记小区) instead. Staff limited
+    to some communities must give one of the two: a resident linked to nothing they
+    can see would be invisible to them the moment they created it.
     """
     tenant_id = _tenant(actor)
-    if house_id is None and not estate.sees_all_communities(actor):
+    if house_id is None and community_id is None and not estate.sees_all_communities(actor):
         raise ValidationFailed(
-            errors=[FieldError("house_id", "Give the house this resident belongs to.", "required")]
+            errors=[
+                FieldError(
+                    "community_id",
+                    "Give the house this resident belongs to, or the community they are "
+                    "registered in.",
+                    "required",
+                )
+            ]
         )
     if (house_id is None) != (relation is None):
         raise ValidationFailed(
@@ -218,8 +232,20 @@ async def create_resident(
     phone = _normalized_phone(phone)
     id_card = _normalized_id_card(id_card)
     if house_id is not None:
-        await estate.get_house(session, actor, house_id=house_id)
+        house = await estate.get_house(session, actor, house_id=house_id)
+        if community_id is not None and community_id != house.community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "community_id", "The house is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+        community_id = house.community_id
+    elif community_id is not None:
+        await estate.get_community(session, actor, community_id=community_id)
     resident = Resident(
+        community_id=community_id,
         tenant_id=tenant_id,
         name=name,
         phone_enc=crypto.encrypt(phone) if phone else None,
@@ -304,6 +330,18 @@ class ResidentSearch:
     name: str | None = None
     house: str | None = None  # "3-2-1201", "3栋2单元1201"
     community_id: uuid.UUID | None = None
+    without_house: bool = False  # nobody's current house: registered, or moved out of all
+    tag: str | None = None  # residents carrying this tag (e.g. 独居老人, 党员)
+
+
+def _has_current_house() -> ColumnElement[bool]:
+    return exists(
+        select(ResidentHouse.id).where(
+            ResidentHouse.tenant_id == Resident.tenant_id,
+            ResidentHouse.resident_id == Resident.id,
+            ResidentHouse.moved_out_on.is_(None),
+        )
+    )
 
 
 def _like_prefix(value: str) -> str:
@@ -328,7 +366,12 @@ async def search_residents(
                     ResidentHouse.community_id == search.community_id,
                 )
             )
+            | (Resident.community_id == search.community_id)
         )
+    if search.without_house:
+        statement = statement.where(~_has_current_house())
+    if search.tag:
+        statement = statement.where(any_(Resident.tags) == search.tag.strip())
     if search.phone:
         phone = _normalized_phone(search.phone)
         assert phone is not None
@@ -594,34 +637,39 @@ async def register_vehicle(
     brand: str = "",
     color: str = "",
 ) -> Vehicle:
+    """Register a vehicle (登记车辆). An archived vehicle with the same plate comes back."""
     canonical = _normalized_plate(plate)
     await estate.get_community(session, actor, community_id=community_id)
-    if house_id is not None:
-        house = await estate.get_house(session, actor, house_id=house_id)
-        if house.community_id != community_id:
-            raise ValidationFailed(
-                errors=[
-                    FieldError(
-                        "house_id", "The house is in another community.", "community_mismatch"
-                    )
-                ]
-            )
-    if resident_id is not None:
-        await get_resident(session, actor, resident_id=resident_id)
-    vehicle = Vehicle(
-        tenant_id=_tenant(actor),
-        community_id=community_id,
-        plate=canonical,
-        new_energy=is_new_energy_plate(canonical),
-        resident_id=resident_id,
-        house_id=house_id,
-        brand=brand,
-        color=color,
+    await _check_vehicle_links(session, actor, community_id, house_id, resident_id)
+    archived = await session.scalar(
+        select(Vehicle).where(
+            Vehicle.community_id == community_id,
+            Vehicle.plate == canonical,
+            Vehicle.archived_at.is_not(None),
+        )
     )
-    session.add(vehicle)
-    await flush_or_conflict(
-        session, Conflict("This plate is already registered in this community.", code="plate_taken")
-    )
+    if archived is not None:
+        archived.archived_at = None
+        archived.resident_id, archived.house_id = resident_id, house_id
+        archived.brand, archived.color = brand, color
+        vehicle = archived
+        await session.flush()
+    else:
+        vehicle = Vehicle(
+            tenant_id=_tenant(actor),
+            community_id=community_id,
+            plate=canonical,
+            new_energy=is_new_energy_plate(canonical),
+            resident_id=resident_id,
+            house_id=house_id,
+            brand=brand,
+            color=color,
+        )
+        session.add(vehicle)
+        await flush_or_conflict(
+            session,
+            Conflict("This plate is already registered in this community.", code="plate_taken"),
+        )
     await audit.record(
         session, actor, "vehicle.register", target_type="vehicle", target_id=vehicle.id
     )
@@ -634,6 +682,27 @@ async def register_vehicle(
     return vehicle
 
 
+async def _check_vehicle_links(
+    session: AsyncSession,
+    actor: Actor,
+    community_id: uuid.UUID,
+    house_id: uuid.UUID | None,
+    resident_id: uuid.UUID | None,
+) -> None:
+    if house_id is not None:
+        house = await estate.get_house(session, actor, house_id=house_id)
+        if house.community_id != community_id:
+            raise ValidationFailed(
+                errors=[
+                    FieldError(
+                        "house_id", "The house is in another community.", "community_mismatch"
+                    )
+                ]
+            )
+    if resident_id is not None:
+        await get_resident(session, actor, resident_id=resident_id)
+
+
 async def list_vehicles(
     session: AsyncSession,
     actor: Actor,
@@ -642,8 +711,12 @@ async def list_vehicles(
     house_id: uuid.UUID | None = None,
     plate: str | None = None,
     page: PageParams,
+    include_archived: bool = False,
 ) -> tuple[list[Vehicle], str | None]:
+    """Registered vehicles; archived ones are left out (the gates no longer know them)."""
     statement = select(Vehicle).where(estate.community_scope(actor, Vehicle.community_id))
+    if not include_archived:
+        statement = statement.where(Vehicle.archived_at.is_(None))
     if community_id is not None:
         statement = statement.where(Vehicle.community_id == community_id)
     if house_id is not None:
@@ -652,6 +725,92 @@ async def list_vehicles(
         statement = statement.where(Vehicle.plate == (normalize_plate(plate) or plate))
     rows = (await session.scalars(paginate_statement(statement, Vehicle.id, page))).all()
     return make_page(list(rows), page)
+
+
+async def get_vehicle(session: AsyncSession, actor: Actor, *, vehicle_id: uuid.UUID) -> Vehicle:
+    vehicle = await session.scalar(
+        select(Vehicle).where(
+            Vehicle.id == vehicle_id, estate.community_scope(actor, Vehicle.community_id)
+        )
+    )
+    if vehicle is None:
+        raise NotFound("Vehicle not found.", code="vehicle_not_found")
+    return vehicle
+
+
+VEHICLE_FIELDS = ("plate", "resident_id", "house_id", "brand", "color")
+
+
+async def update_vehicle(
+    session: AsyncSession, actor: Actor, *, vehicle_id: uuid.UUID, changes: dict[str, Any]
+) -> Vehicle:
+    """Correct a vehicle: its plate (a typo), owner, house, brand or colour."""
+    vehicle = await get_vehicle(session, actor, vehicle_id=vehicle_id)
+    wanted = {k: v for k, v in changes.items() if k in VEHICLE_FIELDS}
+    if "plate" in wanted:
+        wanted["plate"] = _normalized_plate(str(wanted["plate"] or ""))
+    house_id = wanted.get("house_id", vehicle.house_id)
+    resident_id = wanted.get("resident_id", vehicle.resident_id)
+    await _check_vehicle_links(
+        session,
+        actor,
+        vehicle.community_id,
+        house_id if house_id != vehicle.house_id else None,
+        resident_id if resident_id != vehicle.resident_id else None,
+    )
+    changed = sorted(k for k, v in wanted.items() if getattr(vehicle, k) != v)
+    for key in changed:
+        setattr(vehicle, key, wanted[key])
+    if "plate" in changed:
+        vehicle.new_energy = is_new_energy_plate(vehicle.plate)
+    await flush_or_conflict(
+        session, Conflict("This plate is already registered in this community.", code="plate_taken")
+    )
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "vehicle.update",
+            target_type="vehicle",
+            target_id=vehicle.id,
+            detail={"fields": changed},
+        )
+    return vehicle
+
+
+async def archive_vehicle(session: AsyncSession, actor: Actor, *, vehicle_id: uuid.UUID) -> Vehicle:
+    """The vehicle is gone (sold, moved away): gates stop knowing it, its history stays."""
+    vehicle = await get_vehicle(session, actor, vehicle_id=vehicle_id)
+    if vehicle.archived_at is None:
+        vehicle.archived_at = dt.datetime.now(dt.UTC)
+        await session.flush()
+        await audit.record(
+            session, actor, "vehicle.archive", target_type="vehicle", target_id=vehicle.id
+        )
+    return vehicle
+
+
+async def delete_vehicle(session: AsyncSession, actor: Actor, *, vehicle_id: uuid.UUID) -> None:
+    """Delete a vehicle registered by mistake; one with gate records is refused: archive it."""
+    vehicle = await get_vehicle(session, actor, vehicle_id=vehicle_id)
+    reasons = await estate.usage_of(session, actor, subject="vehicle", subject_id=vehicle.id)
+    await estate.delete_checked(session, actor, vehicle, subject="vehicle", reasons=reasons)
+
+
+async def resident_ids_by_phones(
+    session: AsyncSession, actor: Actor, phones: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Normalized mobile numbers → resident ids of this company (by blind index)."""
+    by_hash = {phone_hash(p): p for p in set(phones) if p}
+    if not by_hash:
+        return {}
+    rows = await session.execute(
+        select(Resident.phone_hash, Resident.id).where(
+            Resident.tenant_id == _tenant(actor),
+            Resident.phone_hash == any_(bindparam("hashes", list(by_hash), type_=_BYTEA_ARRAY)),
+        )
+    )
+    return {by_hash[h]: i for h, i in rows.all() if h in by_hash}
 
 
 # --- set-based upserts (bulk import) -----------------------------------------------------
@@ -1097,10 +1256,10 @@ async def upsert_vehicles(
                         CAST(:colors AS text[])) AS t(i, c, p, r, h, b, col)
             ON CONFLICT (tenant_id, community_id, plate) DO UPDATE SET
                 resident_id = EXCLUDED.resident_id, house_id = EXCLUDED.house_id,
-                brand = EXCLUDED.brand, color = EXCLUDED.color
-            WHERE (v.resident_id, v.house_id, v.brand, v.color)
+                brand = EXCLUDED.brand, color = EXCLUDED.color, archived_at = NULL
+            WHERE (v.resident_id, v.house_id, v.brand, v.color, v.archived_at)
                   IS DISTINCT FROM (EXCLUDED.resident_id, EXCLUDED.house_id, EXCLUDED.brand,
-                      EXCLUDED.color)
+                      EXCLUDED.color, NULL)
             RETURNING (xmax = 0) AS inserted
             """
         ),
@@ -1495,7 +1654,9 @@ async def _homes_in_tenant(
         )
     vehicles = (
         await session.scalars(
-            select(Vehicle).where(Vehicle.house_id.in_(list(homes))).order_by(Vehicle.plate)
+            select(Vehicle)
+            .where(Vehicle.house_id.in_(list(homes)), Vehicle.archived_at.is_(None))
+            .order_by(Vehicle.plate)
         )
     ).all()
     for vehicle in vehicles:
@@ -1696,7 +1857,7 @@ async def stream_vehicles(session: AsyncSession, actor: Actor) -> AsyncIterator[
             Resident,
             (Resident.tenant_id == Vehicle.tenant_id) & (Resident.id == Vehicle.resident_id),
         )
-        .where(estate.community_scope(actor, Vehicle.community_id))
+        .where(estate.community_scope(actor, Vehicle.community_id), Vehicle.archived_at.is_(None))
         .order_by(Community.code, Vehicle.plate)
         .execution_options(yield_per=estate.EXPORT_CHUNK)
     )
@@ -1712,3 +1873,37 @@ async def stream_vehicles(session: AsyncSession, actor: Actor) -> AsyncIterator[
             brand=brand,
             color=color,
         )
+
+
+async def phones_of(
+    session: AsyncSession, actor: Actor, *, resident_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Residents' mobile numbers, decrypted, for an export the caller then masks as needed."""
+    wanted = sorted(set(resident_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Resident.id, Resident.phone_enc).where(
+            Resident.tenant_id == _tenant(actor), Resident.id.in_(wanted)
+        )
+    )
+    return {rid: crypto.decrypt(enc) for rid, enc in rows.all() if enc}
+
+
+async def with_current_house(
+    session: AsyncSession, actor: Actor, *, resident_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these residents live in (or own) a house now: one statement for a page."""
+    wanted = sorted(set(resident_ids))
+    if not wanted:
+        return set()
+    found = await session.scalars(
+        select(ResidentHouse.resident_id)
+        .where(
+            ResidentHouse.tenant_id == _tenant(actor),
+            ResidentHouse.resident_id.in_(wanted),
+            ResidentHouse.moved_out_on.is_(None),
+        )
+        .distinct()
+    )
+    return set(found.all())

@@ -648,7 +648,8 @@ async def stream_staff_records(
     """
     from linli.tenancy.models import Community
 
-    code_of = dict((await session.execute(select(Community.id, Community.code))).tuples().all())
+    rows = await session.execute(select(Community.id, Community.code))
+    code_of = {community_id: code for community_id, code in rows.all()}
     statement = (
         readable_records(actor)
         .order_by(StaffRecord.employee_no)
