@@ -61,6 +61,7 @@ from linli.db.engine import set_tenant, unit_of_work
 from linli.db.reads import ReadQuery, read_rows, write_rows
 from linli.estate import service as estate
 from linli.residents import service as residents
+from linli.residents.models import Vehicle
 
 RESIDENT_PASS_DAYS = 30
 QR_SECONDS = 60  # a resident's rotating QR code is good for this long
@@ -1333,6 +1334,26 @@ async def search_events(
 
 
 # --- parking -----------------------------------------------------------------------------------
+
+
+@estate.usage_check("vehicle", "access")
+async def _vehicle_has_gate_records(
+    session: AsyncSession, tenant_id: uuid.UUID, vehicle_id: uuid.UUID
+) -> str | None:
+    """A vehicle the barriers recorded (车辆进出记录) keeps its history: archive it instead."""
+    found = await session.scalar(
+        select(VehicleEntry.id)
+        .join(
+            Vehicle,
+            (Vehicle.tenant_id == VehicleEntry.tenant_id)
+            & (Vehicle.community_id == VehicleEntry.community_id)
+            & (Vehicle.plate == VehicleEntry.plate),
+        )
+        .where(Vehicle.tenant_id == tenant_id, Vehicle.id == vehicle_id)
+        .limit(1)
+    )
+    return "gate_records" if found is not None else None
+
 
 CENT = Decimal("0.01")
 

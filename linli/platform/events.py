@@ -20,6 +20,8 @@ CATALOG: dict[str, str | None] = {
     estate_events.HOUSE_CREATED: "estate:read",
     estate_events.HOUSE_ARCHIVED: "estate:read",
     estate_events.HOUSES_IMPORTED: "estate:read",
+    estate_events.PARKING_IMPORTED: "estate:read",
+    estate_events.FACILITIES_IMPORTED: "estate:read",
     estate_events.RESIDENT_CREATED: "residents:read:basic",
     estate_events.RESIDENT_MOVED_IN: "residents:read:basic",
     estate_events.RESIDENT_MOVED_OUT: "residents:read:basic",

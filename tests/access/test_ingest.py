@@ -22,6 +22,7 @@ from linli.access.models import AccessEvent, Device, VehicleEntry
 from linli.access.simulator import DeviceConfig, VirtualDevice
 from linli.auth.actor import Actor
 from linli.db.engine import unit_of_work
+from linli.estate import service as estate
 from linli.residents import service as residents
 from tests.access.helpers import Site, eventually, make_site, running_fleet, running_ingest
 from tests.factories import bearer, staff_token
@@ -254,7 +255,7 @@ async def test_plates_open_for_residents_and_temporary_vehicles_pay_on_exit() ->
     site = await make_site()
     system = Actor.system(site.company.id)
     async with unit_of_work(site.company.id) as session:
-        await residents.register_vehicle(
+        car = await residents.register_vehicle(
             session,
             system,
             community_id=site.community_id,
@@ -302,6 +303,10 @@ async def test_plates_open_for_residents_and_temporary_vehicles_pay_on_exit() ->
     assert rows["京A12345"].known and rows["京A12345"].exited_at is None
     temporary = rows["沪B88888"]
     assert not temporary.known and temporary.fee == Decimal("15.00")  # 3 started hours
+    # The car now has gate records: deleting it is refused (archive it instead).
+    async with unit_of_work(site.company.id) as session:
+        reasons = await estate.usage_of(session, system, subject="vehicle", subject_id=car.id)
+    assert "gate_records" in reasons
 
 
 def test_parking_fees_by_tariff() -> None:
