@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from linli.auth.actor import Actor
 from linli.core import crypto
+from linli.core.pagination import PageParams
 from linli.db.engine import unit_of_work
 from linli.estate import seed
 from linli.estate import service as estate
@@ -34,15 +35,13 @@ async def test_seed_houses_creates_consistent_searchable_data() -> None:
         assert sum(c.houses for c in counts) == 3000
         tree = await estate.community_tree(session, actor, community_id=counts[0].community_id)
         assert sum(b.houses for b in tree) == counts[0].houses
-        vehicles, _ = await residents.list_vehicles(
-            session, actor, page=residents.PageParams(limit=200)
-        )
+        vehicles, _ = await residents.list_vehicles(session, actor, page=PageParams(limit=200))
         assert vehicles and all(normalize_plate(v.plate) == v.plate for v in vehicles)
         people, _ = await residents.search_residents(
             session,
             actor,
             search=residents.ResidentSearch(name="王"),
-            page=residents.PageParams(limit=5),
+            page=PageParams(limit=5),
         )
         assert people and all(p.name.startswith("王") for p in people)
         phone = crypto.decrypt(people[0].phone_enc) if people[0].phone_enc else None
@@ -51,6 +50,6 @@ async def test_seed_houses_creates_consistent_searchable_data() -> None:
                 session,
                 actor,
                 search=residents.ResidentSearch(phone=phone),
-                page=residents.PageParams(),
+                page=PageParams(),
             )
             assert [f.id for f in found] == [people[0].id]
