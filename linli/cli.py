@@ -281,6 +281,7 @@ def _seed_houses(tenant: str, houses: int) -> None:
     """Realistic generated estate data, set-based (see linli/estate/seed.py)."""
     from linli.db.engine import unit_of_work
     from linli.estate.seed import seed_houses
+    from linli.estate.seed_parking import seed_parking
     from linli.tenancy import service as tenancy_service
 
     async def generate() -> None:
@@ -300,6 +301,13 @@ def _seed_houses(tenant: str, houses: int) -> None:
             f"{report.houses:,} houses, {report.residents:,} residents, "
             f"{report.vehicles:,} vehicles, {report.staff_records:,} staff records "
             f"in {report.seconds:.1f} s"
+        )
+        # Parking comes after, set-based from what was just seeded (a space per car,
+        # surface spaces per community); the seed figure is houses with their residents.
+        parking = await seed_parking(company_id)
+        out.print(
+            f"{parking.areas:,} parking areas, {parking.spaces:,} spaces "
+            f"in {parking.seconds:.1f} s"
         )
 
     _run_async(generate())
@@ -389,6 +397,28 @@ def bench(
     for key, value in ran.result["checks"].items():
         table.add_row(f"checks.{key}", str(value))
     out.print(table)
+
+
+@app.command("sandbox-pay")
+@friendly
+def sandbox_pay(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    wechat_port: Annotated[int, typer.Option(help="WeChat Pay sandbox port.")] = 8090,
+    alipay_port: Annotated[int, typer.Option(help="Alipay sandbox port.")] = 8091,
+) -> None:
+    """Run the WeChat Pay and Alipay sandboxes (fake providers for the demo; runs until stopped)."""
+    from linli.core import loops
+    from linli.payments import sandboxes
+
+    err.print(
+        f"WeChat Pay sandbox on {sandboxes.wechat_url(host, wechat_port)}, "
+        f"Alipay sandbox on {sandboxes.alipay_url(host, alipay_port)};"
+        f" keys in {sandboxes.keys_dir()}"
+    )
+    try:
+        loops.run(sandboxes.serve(host, wechat_port, alipay_port))
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("access-ingest")

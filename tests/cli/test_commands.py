@@ -152,13 +152,15 @@ async def test_seed_houses_generates_estate_data_into_the_named_company(client) 
     from sqlalchemy import func, select
 
     from linli.db.engine import unit_of_work
-    from linli.estate.models import House
+    from linli.estate.models import House, ParkingSpace
 
     company = await make_company(communities=0)
     done = linli("seed", "--houses", "300", "--tenant", company.slug)
     assert done.returncode == 0, done.stderr
     assert "300 houses" in done.stdout
+    assert "parking areas" in done.stdout
     async with unit_of_work(company.id) as session:
         assert await session.scalar(select(func.count()).select_from(House)) == 300
+        assert await session.scalar(select(func.count()).select_from(ParkingSpace)) > 0
     assert_clear_error(linli("seed", "--houses", "5", "--tenant", "no-such-co"), "no-such-co")
     assert_clear_error(linli("seed"), "nothing to seed")
