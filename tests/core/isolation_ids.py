@@ -13,6 +13,7 @@ from linli.auth.actor import Actor
 from linli.db.engine import unit_of_work
 from linli.estate import service as estate
 from linli.estate.models import ParkingUsage
+from linli.residents import service as residents
 from linli.staff import service as staff_records
 from tests.estate.factories import make_houses, make_resident
 from tests.imports.helpers import HOUSE_HEADER, csv_bytes, house_rows, post_import
@@ -95,3 +96,28 @@ async def a_parking_space(ctx: IsolationContext) -> uuid.UUID:
 
 
 sample_body("patch", "/api/v1/estate/parking-spaces/{space_id}", {"house_id": None})
+
+
+@id_maker("facility_id")
+async def a_facility(ctx: IsolationContext) -> uuid.UUID:
+    async with unit_of_work(ctx.company.id) as session:
+        facility = await estate.create_facility(
+            session,
+            Actor.system(ctx.company.id),
+            community_id=ctx.company.communities[0],
+            name="隔离会所",
+        )
+        return facility.id
+
+
+@id_maker("vehicle_id")
+async def a_vehicle(ctx: IsolationContext) -> uuid.UUID:
+    async with unit_of_work(ctx.company.id) as session:
+        vehicle = await residents.register_vehicle(
+            session,
+            Actor.system(ctx.company.id),
+            community_id=ctx.company.communities[0],
+            plate="粤B12345",
+            house_id=await a_house(ctx),
+        )
+        return vehicle.id
