@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 
@@ -13,7 +13,8 @@ from linli.auth.deps import Authorizer, DbSession, DeclaredRoute
 from linli.auth.permissions import Permission
 from linli.core.idempotency import IdempotencyDep
 from linli.core.pagination import Page, PageParams, page_params
-from linli.workorders import service
+from linli.db.engine import unit_of_work
+from linli.workorders import fastpath, service
 from linli.workorders.models import OrderKind, OrderStatus, Priority, WorkOrderPhoto
 from linli.workorders.schemas import (
     AssignIn,
@@ -182,32 +183,37 @@ async def delete_coverage(
 @router.post(
     "/orders", response_model=OrderRead, status_code=201, summary="Open an order from a call"
 )
-async def create_order(
-    actor: Writer, session: DbSession, body: OrderCreate, idempotency: IdempotencyDep
-) -> OrderRead:
-    async def create() -> OrderRead:
-        order = await service.create_order(
-            session,
+async def create_order(actor: Writer, body: OrderCreate, idempotency: IdempotencyDep) -> Any:
+    new = service.NewOrder(
+        community_id=body.community_id,
+        category_id=body.category_id,
+        description=body.description,
+        house_id=body.house_id,
+        location=body.location,
+        priority=body.priority,
+        preferred_from=body.preferred_from,
+        preferred_to=body.preferred_to,
+        reporter_name=body.reporter_name,
+        contact_phone=body.contact_phone,
+    )
+    if not body.auto_assign:  # the desk dispatches later: one statement, key included
+        opened = await fastpath.create_order(
             actor,
-            new=service.NewOrder(
-                community_id=body.community_id,
-                category_id=body.category_id,
-                description=body.description,
-                house_id=body.house_id,
-                location=body.location,
-                priority=body.priority,
-                preferred_from=body.preferred_from,
-                preferred_to=body.preferred_to,
-                reporter_name=body.reporter_name,
-                contact_phone=body.contact_phone,
-            ),
+            new=new,
             source=body.source,
-            auto_assign=body.auto_assign,
+            request=fastpath.RequestKey(idempotency.key, idempotency.request_hash),
         )
-        return OrderRead.model_validate(order)
+        if opened is not None:
+            return opened
+    async with unit_of_work(actor.tenant_id) as session:
 
-    result: OrderRead = await idempotency.run(session, actor, create, status_code=201)
-    return result
+        async def create() -> OrderRead:
+            order = await service.create_order(
+                session, actor, new=new, source=body.source, auto_assign=body.auto_assign
+            )
+            return OrderRead.model_validate(order)
+
+        return await idempotency.run(session, actor, create, status_code=201)
 
 
 @router.get("/orders", response_model=Page[OrderRead])
@@ -303,13 +309,14 @@ def _photo(stored: WorkOrderPhoto) -> PhotoRead:
 
 
 @router.post("/orders/{order_id}/assign", response_model=OrderRead, summary="Dispatch (派单)")
-async def assign(
-    actor: Writer, session: DbSession, order_id: uuid.UUID, body: AssignIn
-) -> OrderRead:
-    order = await service.assign(
-        session, actor, order_id=order_id, technician_id=body.technician_id
-    )
-    return OrderRead.model_validate(order)
+async def assign(actor: Writer, order_id: uuid.UUID, body: AssignIn) -> OrderRead:
+    if body.technician_id is None:  # the routing rules choose: one statement
+        return OrderRead.model_validate(await fastpath.assign_auto(actor, order_id=order_id))
+    async with unit_of_work(actor.tenant_id) as session:
+        order = await service.assign(
+            session, actor, order_id=order_id, technician_id=body.technician_id
+        )
+        return OrderRead.model_validate(order)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderRead)
@@ -370,8 +377,8 @@ async def my_queue(actor: Worker, session: DbSession) -> list[OrderRead]:
 
 
 @router.post("/orders/{order_id}/accept", response_model=OrderRead, summary="Accept (接单)")
-async def accept(actor: Worker, session: DbSession, order_id: uuid.UUID) -> OrderRead:
-    return OrderRead.model_validate(await service.accept(session, actor, order_id=order_id))
+async def accept(actor: Worker, order_id: uuid.UUID) -> OrderRead:
+    return OrderRead.model_validate(await fastpath.accept(actor, order_id=order_id))
 
 
 @router.post("/orders/{order_id}/work", response_model=OrderRead, summary="Record work done")
@@ -409,11 +416,8 @@ async def add_work_photo(
 
 
 @router.post("/orders/{order_id}/finish", response_model=OrderRead, summary="Finish (完工)")
-async def finish(
-    actor: Worker, session: DbSession, order_id: uuid.UUID, body: FinishIn
-) -> OrderRead:
-    order = await service.finish(session, actor, order_id=order_id, note=body.note)
-    return OrderRead.model_validate(order)
+async def finish(actor: Worker, order_id: uuid.UUID, body: FinishIn) -> OrderRead:
+    return OrderRead.model_validate(await fastpath.finish(actor, order_id=order_id, note=body.note))
 
 
 # --- residents ---------------------------------------------------------------------------------

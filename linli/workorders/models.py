@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from linli.core import audit
 from linli.db.base import Base, TenantOwned, tenant_fk
 
 MONEY = Numeric(14, 2)
@@ -275,3 +276,9 @@ class WorkOrderCharge(TenantOwned, Base):
     unit_price: Mapped[Decimal] = mapped_column(MONEY)
     amount: Mapped[Decimal] = mapped_column(MONEY)
     recorded_by: Mapped[uuid.UUID]
+
+
+# Audit rows of an order carry its community (community managers read their own trail).
+audit.community_of_target(
+    "work_order", tenant=WorkOrder.tenant_id, key=WorkOrder.id, community=WorkOrder.community_id
+)

@@ -51,7 +51,7 @@ from linli.core.persistence import flush_or_conflict
 from linli.db.engine import set_tenant
 from linli.estate import service as estate
 from linli.residents import service as residents
-from linli.workorders import events
+from linli.workorders import events, fastpath
 from linli.workorders.calendar import (
     CalendarError,
     WorkingCalendar,
@@ -159,7 +159,12 @@ def _sla_json(sla: dict[Priority, SlaTarget]) -> dict[str, Any]:
 
 
 def sla_of(category: WorkOrderCategory, priority: Priority) -> SlaTarget:
-    raw = (category.sla or {}).get(priority.value)
+    return sla_from(category.sla, priority)
+
+
+def sla_from(sla: dict[str, Any] | None, priority: Priority) -> SlaTarget:
+    """The target of ``priority`` in a category's stored SLA, or the default."""
+    raw = (sla or {}).get(priority.value)
     if raw:
         return SlaTarget(int(raw["response_minutes"]), int(raw["completion_minutes"]))
     response, completion = DEFAULT_SLA[priority]
@@ -385,6 +390,7 @@ async def set_calendar(
         for h in holidays
     )
     await session.flush()
+    fastpath.forget_calendar(tenant_id, community_id)
     await audit.record(
         session,
         actor,
@@ -752,13 +758,13 @@ async def managers_of(
 # --- creating orders -----------------------------------------------------------------------
 
 
-def _warn_at(start: dt.datetime, due: dt.datetime) -> dt.datetime:
+def warn_at(start: dt.datetime, due: dt.datetime) -> dt.datetime:
     """80 % of the way from start to due, in wall-clock time between the two instants."""
     span = (due - start).total_seconds()
     return start + dt.timedelta(seconds=int(span * float(WARN_AT_SHARE)))
 
 
-def _order_number(order_id: uuid.UUID, at: dt.datetime, tz: str) -> str:
+def order_number(order_id: uuid.UUID, at: dt.datetime, tz: str) -> str:
     from zoneinfo import ZoneInfo
 
     return at.astimezone(ZoneInfo(tz)).strftime("%y%m%d") + "-" + order_id.hex[-6:].upper()
@@ -791,10 +797,23 @@ async def _set_due(
     )
     order.response_due_at = calendar.add_working_minutes(start, sla.response_minutes)
     order.completion_due_at = calendar.add_working_minutes(start, sla.completion_minutes)
-    order.response_warn_at = _warn_at(start, order.response_due_at)
-    order.completion_warn_at = _warn_at(start, order.completion_due_at)
+    order.response_warn_at = warn_at(start, order.response_due_at)
+    order.completion_warn_at = warn_at(start, order.completion_due_at)
     order.response_warned_at = None
     order.completion_warned_at = None
+
+
+def check_new_order(new: NewOrder) -> None:
+    """Refuse a report without a description or a place, or with an inverted time window."""
+    errors: list[FieldError] = []
+    if not new.description.strip():
+        errors.append(FieldError("description", "Describe the problem.", "required"))
+    if new.house_id is None and not new.location.strip():
+        errors.append(FieldError("location", "Name the house or the common area.", "required"))
+    if new.preferred_from and new.preferred_to and new.preferred_to <= new.preferred_from:
+        errors.append(FieldError("preferred_to", "The end must follow the start.", "invalid_range"))
+    if errors:
+        raise ValidationFailed(errors=errors)
 
 
 async def create_order(
@@ -807,15 +826,7 @@ async def create_order(
     auto_assign: bool = True,
 ) -> WorkOrder:
     """Open an order (报修/投诉/咨询) with its SLA deadlines; dispatch it when a rule matches."""
-    errors: list[FieldError] = []
-    if not new.description.strip():
-        errors.append(FieldError("description", "Describe the problem.", "required"))
-    if new.house_id is None and not new.location.strip():
-        errors.append(FieldError("location", "Name the house or the common area.", "required"))
-    if new.preferred_from and new.preferred_to and new.preferred_to <= new.preferred_from:
-        errors.append(FieldError("preferred_to", "The end must follow the start.", "invalid_range"))
-    if errors:
-        raise ValidationFailed(errors=errors)
+    check_new_order(new)
     community = await estate.get_community(session, actor, community_id=new.community_id)
     category = await get_category(session, _system(actor), category_id=new.category_id)
     if category.community_id != new.community_id or category.archived_at is not None:
@@ -849,7 +860,7 @@ async def create_order(
         created_by_staff_id=actor.id if actor.kind is PrincipalKind.STAFF else None,
     )
     order.id = new_id()
-    order.number = _order_number(order.id, now, community.timezone)
+    order.number = order_number(order.id, now, community.timezone)
     await _set_due(session, actor, order, now, sla_of(category, priority), community.timezone)
     session.add(order)
     await session.flush()
@@ -1299,7 +1310,7 @@ async def _reopen(session: AsyncSession, actor: Actor, order: WorkOrder, *, reas
     calendar = await working_calendar(session, actor, community_id=order.community_id)
     # The response was given; completion is owed again, from now, by the category's SLA.
     order.completion_due_at = calendar.add_working_minutes(now, sla.completion_minutes)
-    order.completion_warn_at = _warn_at(now, order.completion_due_at)
+    order.completion_warn_at = warn_at(now, order.completion_due_at)
     order.completion_warned_at = None
     await session.flush()
     await _log(session, actor, order, "reopened", note=reason)
