@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg import AsyncClientCursor, AsyncConnection, AsyncCursor
+from psycopg import AsyncClientCursor, AsyncConnection, AsyncCursor, pq
 from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.dialects import postgresql
@@ -57,7 +57,10 @@ class Record(dict[str, Any]):
 
 
 def record_row(cursor: AsyncCursor[Any]) -> RowMaker[Record]:
-    names = [column.name for column in cursor.description or ()]
+    # Names straight from the result: ``cursor.description`` builds a Column object per
+    # column on every call, a measurable share of a short read.
+    result = cursor.pgresult
+    names = [(result.fname(i) or b"").decode() for i in range(result.nfields)] if result else []
 
     def make(values: Any) -> Record:
         return Record(zip(names, values, strict=True))
@@ -146,7 +149,9 @@ async def _run_script(
     for _ in parts[1:]:
         if not cursor.nextset():
             raise RuntimeError("the server returned fewer results than statements")
-        results.append(await cursor.fetchall() if cursor.description else [])
+        result = cursor.pgresult
+        has_rows = result is not None and result.status == pq.ExecStatus.TUPLES_OK
+        results.append(await cursor.fetchall() if has_rows else [])
     return results
 
 
