@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     event_sink_timeout_seconds: float = Field(10.0, description="http-sink request timeout")
     outbox_retention_days: int = Field(30, description="delivered events older than this go")
     worker_heartbeat_seconds: float = Field(10.0, description="how often a worker says it lives")
+    worker_poll_seconds: float = Field(
+        0.2,
+        gt=0,
+        le=60,
+        description=(
+            "how often an idle worker looks for new jobs (jobs raise no NOTIFY: it would"
+            " serialise every committing transaction that queues one)"
+        ),
+    )
     worker_stalled_seconds: float = Field(
         30.0, description="a worker silent this long is dead; its jobs are run again"
     )

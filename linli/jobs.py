@@ -56,6 +56,12 @@ END $$
 """
 
 
+NO_NOTIFY_ON_DEFER = (
+    b"ALTER TABLE procrastinate_jobs"
+    b" DISABLE TRIGGER procrastinate_jobs_notify_queue_job_inserted_v1"
+)
+
+
 def apply_job_schema(owner_dsn: str) -> None:
     """Create procrastinate's tables once (as owner) and let the app role use them."""
     with psycopg.connect(owner_dsn, autocommit=True) as conn:
@@ -67,6 +73,11 @@ def apply_job_schema(owner_dsn: str) -> None:
             conn.execute(schema.encode())
         # Only procrastinate's own objects: the app role must not touch alembic_version.
         conn.execute(GRANT_JOB_TABLES.replace("{role}", APP_ROLE).encode())
+        # No NOTIFY per queued job: PostgreSQL holds one database-wide lock from a
+        # notifying transaction's commit until its WAL flush, so every request that
+        # queues a job (an outbox event does) would commit one after another. Workers
+        # poll instead (LINLI_WORKER_POLL_SECONDS).
+        conn.execute(NO_NOTIFY_ON_DEFER)
 
 
 async def defer_in_transaction(

@@ -68,6 +68,9 @@ async def run_worker(
                 wait=wait,
                 install_signal_handlers=install_signal_handlers,
                 update_heartbeat_interval=settings.worker_heartbeat_seconds,
+                # Queued jobs raise no NOTIFY (see linli.jobs.apply_job_schema): poll.
+                listen_notify=False,
+                fetch_job_polling_interval=settings.worker_poll_seconds,
                 stalled_worker_timeout=stalled,
                 shutdown_graceful_timeout=settings.worker_shutdown_seconds,
                 # outbox_deliveries is the delivery record; finished jobs only bloat the queue.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from typing import Any
@@ -181,3 +182,35 @@ def _secret(value: str) -> Any:
     from pydantic import SecretStr
 
     return SecretStr(value)
+
+
+async def test_queued_jobs_raise_no_notify_and_a_waiting_worker_polls_them_up(
+    owner_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    with psycopg.connect(owner_dsn) as conn:
+        state = conn.execute(
+            "SELECT tgenabled FROM pg_trigger"
+            " WHERE tgname = 'procrastinate_jobs_notify_queue_job_inserted_v1'"
+        ).fetchone()
+    assert state == ("D",)  # disabled: NOTIFY would serialise every committing request
+
+    monkeypatch.setenv("LINLI_WORKER_POLL_SECONDS", "0.1")
+    get_settings.cache_clear()
+    company = await make_company(communities=0)
+    worker = asyncio.create_task(run_worker(install_signal_handlers=False, concurrency=1))
+    try:
+        await asyncio.sleep(0.5)  # the worker is waiting: only polling can wake it now
+        event_id = await emit_committed(company.id, "test.polled", {"n": 1})
+        assert jobs_of(owner_dsn, event_id), "the event's delivery job was queued"
+
+        async def done() -> bool:  # successful jobs are deleted
+            return jobs_of(owner_dsn, event_id) == []
+
+        await wait_until(done, timeout=5, what=lambda: str(jobs_of(owner_dsn, event_id)))
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        get_settings.cache_clear()
