@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,6 +111,74 @@ async def post(
         },
     )
     return entry_id
+
+
+ENTRIES_CTE = (
+    "j_entries AS (INSERT INTO journal_entries (tenant_id, id, community_id, kind,"
+    " source_id, actor_id, memo, posted_at, created_at)"
+    " SELECT :tenant, x.id, :j_community, x.kind, :j_source, :j_actor, x.memo, now(), now()"
+    " FROM unnest(CAST(:j_ids AS uuid[]), CAST(:j_kinds AS varchar[]),"
+    " CAST(:j_memos AS varchar[])) AS x(id, kind, memo)),"
+    " j_lines AS (INSERT INTO journal_lines (tenant_id, id, entry_id, community_id, account,"
+    " fee_item_id, house_id, debit_cents, credit_cents, created_at)"
+    " SELECT :tenant, l.id, l.entry, :j_community, l.account, l.fee_item, l.house, l.debit,"
+    " l.credit, now() FROM unnest(CAST(:j_line_ids AS uuid[]), CAST(:j_entries AS uuid[]),"
+    " CAST(:j_accounts AS varchar[]), CAST(:j_fee_items AS uuid[]),"
+    " CAST(:j_houses AS uuid[]), CAST(:j_debits AS bigint[]), CAST(:j_credits AS bigint[]))"
+    " AS l(id, entry, account, fee_item, house, debit, credit))"
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An entry to post inside a larger statement (see :func:`entries_cte`)."""
+
+    kind: str
+    lines: Sequence[Line]
+    memo: str = ""
+
+
+def entries_params(
+    entries: Sequence[Entry],
+    *,
+    community_id: uuid.UUID,
+    source_id: uuid.UUID | None,
+    actor_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    """The parameters of :data:`ENTRIES_CTE` for ``entries``: the ``WITH`` items that insert
+    entries and their lines inside a caller's own statement (the counter's hot path: one
+    round trip per payment). Each entry is checked like :func:`post`; empty entries are
+    dropped. The text uses the caller's ``:tenant`` parameter; these all start ``j_``."""
+    ids: list[uuid.UUID] = []
+    kinds: list[str] = []
+    memos: list[str] = []
+    lines: list[tuple[uuid.UUID, Line]] = []
+    for entry in entries:
+        kept = [line for line in entry.lines if line.debit or line.credit]
+        check_balanced(kept)
+        if not kept:
+            continue
+        entry_id = new_id()
+        ids.append(entry_id)
+        kinds.append(entry.kind)
+        memos.append(entry.memo[:200])
+        lines.extend((entry_id, line) for line in kept)
+    params: dict[str, Any] = {
+        "j_community": community_id,
+        "j_source": source_id,
+        "j_actor": actor_id,
+        "j_ids": ids,
+        "j_kinds": kinds,
+        "j_memos": memos,
+        "j_line_ids": [new_id() for _ in lines],
+        "j_entries": [entry_id for entry_id, _ in lines],
+        "j_accounts": [line.account.value for _, line in lines],
+        "j_fee_items": [line.fee_item_id for _, line in lines],
+        "j_houses": [line.house_id for _, line in lines],
+        "j_debits": [line.debit for _, line in lines],
+        "j_credits": [line.credit for _, line in lines],
+    }
+    return params
 
 
 async def reverse(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Date,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     UniqueConstraint,
@@ -499,3 +500,41 @@ class JournalLine(TenantOwned, Base):
     house_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     debit_cents: Mapped[int] = mapped_column(CENTS, default=0)
     credit_cents: Mapped[int] = mapped_column(CENTS, default=0)
+
+
+class MeterImportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    REJECTED = "rejected"  # all or nothing, and some rows were bad: nothing written
+    FAILED = "failed"
+
+
+class MeterImportJob(TenantOwned, Base):
+    """A meter-reading spreadsheet being imported in the background (抄表导入任务)."""
+
+    __tablename__ = "meter_import_jobs"
+    __table_args__ = (
+        tenant_fk(["community_id"], "communities"),
+        Index(None, "tenant_id", "community_id", "created_at"),
+    )
+
+    community_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(String(16), default=MeterImportStatus.QUEUED.value)
+    mode: Mapped[str] = mapped_column(String(20))
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    error_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
+    flagged_count: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    failure: Mapped[str | None] = mapped_column(String(400), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[uuid.UUID]
+    started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -10,18 +10,20 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from linli.auth.actor import Actor
 from linli.auth.deps import DeclaredRoute
 from linli.auth.permissions import Permission
-from linli.billing import pdf, reports, service
+from linli.billing import meter_import, pdf, reports, service
 from linli.billing.models import (
     AdjustmentKind,
     AdjustmentStatus,
     FeeCycle,
     FeeKind,
+    MeterFlag,
+    MeterImportStatus,
     ReceiptStatus,
     RunStatus,
     TenderMethod,
@@ -672,6 +674,211 @@ async def record_reading(
     return redirect(request, "/console/billing")
 
 
+# --- a house's statement (对账单), from the ledger ---------------------------------------------
+
+STATEMENT_KINDS = {
+    "billing_run": N_("Bills"),
+    "billing_run_revert": N_("Bills reverted"),
+    "charge": N_("Charge"),
+    "late_fee": N_("Late fee"),
+    "payment": N_("Receipt"),
+    "payment_void": N_("Voided receipt"),
+    "credit_note": N_("Credit note"),
+    "online_refund": N_("Refund"),
+}
+
+
+@router.get("/console/billing/houses/{house_id}/statement", name="console.billing.statement")
+async def statement_page(
+    request: Request,
+    actor: Reader,
+    session: StaffDb,
+    house_id: str,
+    since: Annotated[dt.date | None, Query()] = None,
+    until: Annotated[dt.date | None, Query()] = None,
+) -> Response:
+    statement = await reports.house_statement(
+        session, actor, house_id=_must(house_id), since=since, until=until
+    )
+    shell = await console_shell(request, session, actor)
+    return render(
+        request,
+        "billing/statement.html",
+        shell
+        | _common()
+        | {"statement": statement, "kinds": STATEMENT_KINDS, "since": since, "until": until},
+    )
+
+
+# --- meter readings from a spreadsheet (抄表导入) ---------------------------------------------
+
+MeterWriter = Annotated[Actor, staff(Permission.METER_READINGS_WRITE)]
+METER_PAGE = "/console/billing/meters"
+MODE_LABELS = {
+    meter_import.ImportMode.ALL_OR_NOTHING.value: N_("Import nothing if any row is bad"),
+    meter_import.ImportMode.SKIP_BAD_ROWS.value: N_("Import the good rows, skip the bad ones"),
+}
+FLAG_LABELS = {
+    MeterFlag.OK.value: N_("Normal"),
+    MeterFlag.JUMP.value: N_("Jump: check before billing"),
+    MeterFlag.CONFIRMED.value: N_("Jump confirmed"),
+    MeterFlag.METER_REPLACED.value: N_("Meter replaced"),
+}
+ACTION_LABELS = {
+    "create": N_("New"),
+    "update": N_("Replaces this month"),
+    "unchanged": N_("Unchanged"),
+}
+
+
+def _meter_mapping(raw: str) -> dict[str, str]:
+    """``表计 = meter`` per line: the file's header = the field it holds."""
+    mapping: dict[str, str] = {}
+    for line in raw.splitlines():
+        header, _, fieldname = line.replace("＝", "=").partition("=")
+        fieldname = fieldname.strip()
+        if not header.strip() or not fieldname:
+            continue
+        if fieldname not in meter_import.HEADER_OF:
+            raise ValidationFailed(
+                errors=[FieldError("mapping", "Unknown field in the mapping.", "invalid_mapping")]
+            )
+        mapping[fieldname] = header.strip()
+    return mapping
+
+
+async def _meter_page(
+    request: Request,
+    actor: Actor,
+    session: Any,
+    *,
+    report: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    mode: str = meter_import.ImportMode.ALL_OR_NOTHING.value,
+    mapping: str = "",
+) -> Response:
+    shell = await console_shell(request, session, actor)
+    community = shell["current_community"]
+    flagged = (
+        await meter_import.flagged_readings(session, actor, community_id=community.id)
+        if community is not None
+        else []
+    )
+    return render(
+        request,
+        "billing/meters.html",
+        shell
+        | _common()
+        | {
+            "report": report,
+            "error": error,
+            "mode": mode,
+            "mapping": mapping,
+            "modes": MODE_LABELS,
+            "flag_labels": FLAG_LABELS,
+            "action_labels": ACTION_LABELS,
+            "flagged": flagged,
+            "columns": meter_import.COLUMNS,
+        },
+        status_code=error["status"] if error else 200,
+    )
+
+
+@router.get(METER_PAGE, name="console.billing.meters")
+async def meters_page(request: Request, actor: MeterWriter, session: StaffDb) -> Response:
+    return await _meter_page(request, actor, session)
+
+
+@router.get(METER_PAGE + "/template.xlsx")
+async def meters_template(actor: MeterWriter) -> Response:
+    del actor
+    return Response(
+        meter_import.template_xlsx(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="meter-readings.xlsx"'},
+    )
+
+
+@router.post(METER_PAGE, dependencies=[ConsoleCsrf])
+async def meters_upload(
+    request: Request,
+    actor: MeterWriter,
+    session: StaffDb,
+    file: Annotated[UploadFile, File()],
+    mode: Annotated[meter_import.ImportMode, Form()] = meter_import.ImportMode.ALL_OR_NOTHING,
+    mapping: Annotated[str, Form(max_length=2000)] = "",
+    action: Annotated[str, Form(max_length=20)] = "dry_run",
+) -> Response:
+    """Dry run (the default) or import of a meter-reading spreadsheet, for the community
+    the console has selected."""
+    shell_community = (await console_shell(request, session, actor))["current_community"]
+    try:
+        if shell_community is None:
+            raise NotFound("Choose a community first.", code="community_not_found")
+        data = await meter_import.read_upload(file)
+        columns = _meter_mapping(mapping)
+        async with session.begin_nested():
+            if action == "import":
+                job = await meter_import.start_job(
+                    session,
+                    actor,
+                    community_id=shell_community.id,
+                    data=data,
+                    file_name=file.filename or "upload",
+                    mode=mode,
+                    mapping=columns,
+                )
+                return redirect(request, f"{METER_PAGE}/jobs/{job.id}")
+            checked = await meter_import.check(
+                session, actor, community_id=shell_community.id, data=data, mapping=columns
+            )
+    except DomainError as exc:
+        return await _meter_page(
+            request, actor, session, error=_page_error(exc), mode=mode.value, mapping=mapping
+        )
+    report = {"file_name": file.filename or "upload", "checked": checked}
+    return await _meter_page(
+        request, actor, session, report=report, mode=mode.value, mapping=mapping
+    )
+
+
+JOB_LABELS = {
+    MeterImportStatus.QUEUED.value: N_("Queued"),
+    MeterImportStatus.RUNNING.value: N_("Importing"),
+    MeterImportStatus.DONE.value: N_("Done"),
+    MeterImportStatus.REJECTED.value: N_("Rejected: some rows are bad, nothing was imported"),
+    MeterImportStatus.FAILED.value: N_("Failed"),
+}
+
+
+@router.get(METER_PAGE + "/jobs/{job_id}", name="console.billing.meter_job")
+async def meter_job_page(
+    request: Request, actor: MeterWriter, session: StaffDb, job_id: str
+) -> Response:
+    job = await meter_import.get_job(session, actor, job_id=_must(job_id))
+    shell = await console_shell(request, session, actor)
+    return render(
+        request,
+        "billing/meter_job.html",
+        shell
+        | {
+            "job": job,
+            "finished": meter_import.finished(job),
+            "progress": meter_import.progress(job),
+            "status_label": JOB_LABELS[job.status],
+            "mode_label": MODE_LABELS[job.mode],
+        },
+    )
+
+
+@router.post("/console/billing/meter-readings/{reading_id}/confirm", dependencies=[ConsoleCsrf])
+async def confirm_meter_reading(
+    request: Request, actor: MeterWriter, session: StaffDb, reading_id: str
+) -> Response:
+    await service.confirm_reading(session, actor, reading_id=_must(reading_id))
+    return redirect(request, METER_PAGE)
+
+
 # --- arrears and reports ---------------------------------------------
 
 
@@ -774,6 +981,76 @@ async def aging_xlsx(actor: Reader, session: StaffDb) -> Response:
     return Response(
         data, media_type=XLSX, headers={"Content-Disposition": 'attachment; filename="aging.xlsx"'}
     )
+
+
+LedgerReader = Annotated[Actor, staff(Permission.LEDGER_READ)]
+
+
+def _xlsx(data: bytes, name: str) -> Response:
+    return Response(
+        data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get("/console/billing/reports/collection.xlsx")
+async def collection_xlsx(actor: LedgerReader, session: StaffDb) -> Response:
+    """Collection rate per community and month of the last year (收缴率), from the ledger."""
+    today = service.today()
+    rows = await reports.collection_rate(
+        session,
+        actor,
+        since=(today - dt.timedelta(days=365)).replace(day=1),
+        until=today + dt.timedelta(days=1),
+    )
+    names = {
+        community_id: (await estate.get_community(session, actor, community_id=community_id)).name
+        for community_id in {r.community_id for r in rows}
+    }
+    data = reports.to_xlsx(
+        "收缴率",
+        ["小区", "月份", "应收（元）", "实收（元）", "收缴率"],
+        [
+            [
+                names.get(r.community_id, ""),
+                f"{r.month:%Y-%m}",
+                r.charged / 100,
+                r.collected / 100,
+                round(r.rate, 4),
+            ]
+            for r in rows
+        ],
+    )
+    return _xlsx(data, "collection.xlsx")
+
+
+@router.get("/console/billing/reports/income.xlsx")
+async def income_xlsx(actor: LedgerReader, session: StaffDb) -> Response:
+    """Income by fee item of the last year (收入), from the ledger."""
+    today = service.today()
+    rows = await reports.income_by_fee_item(
+        session,
+        actor,
+        since=(today - dt.timedelta(days=365)).replace(day=1),
+        until=today + dt.timedelta(days=1),
+    )
+    data = reports.to_xlsx(
+        "收入", ["收费项目", "金额（元）"], [[r.name, r.cents / 100] for r in rows]
+    )
+    return _xlsx(data, "income.xlsx")
+
+
+@router.get("/console/billing/reports/cashier-day.xlsx")
+async def cashier_day_xlsx(
+    actor: LedgerReader, session: StaffDb, day: Annotated[dt.date | None, Query()] = None
+) -> Response:
+    """The cashier day report (收银日报): per cashier and way of paying, net of voids."""
+    rows = await reports.cashier_day(session, actor, day=day or service.today())
+    data = reports.to_xlsx(
+        "收银日报",
+        ["收银员", "方式", "收据数", "金额（元）"],
+        [[str(r.cashier_id or ""), r.method, r.receipts, r.cents / 100] for r in rows],
+    )
+    return _xlsx(data, "cashier-day.xlsx")
 
 
 # --- the resident portal ---------------------------------------------

@@ -14,6 +14,7 @@ import io
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,9 +27,10 @@ from linli.billing.models import (
     JournalEntry,
     JournalLine,
     Receipt,
-    ReceiptStatus,
 )
 from linli.estate import service as estate
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 BUCKETS = ("0-30", "31-90", "91-180", "180+")
 
@@ -103,15 +105,16 @@ async def label_rows(
     session: AsyncSession, actor: Actor, rows: list[AgingRow], level: AgingLevel
 ) -> None:
     """Human labels for a page of aging rows (community name, building no, house ref)."""
-    from linli.billing.service import house_label
-
+    if level is AgingLevel.HOUSE:  # an export may hold 10,000 houses: one statement
+        refs = await estate.house_refs(session, actor, house_ids=[row.key for row in rows])
+        for row in rows:
+            row.label = refs.get(row.key, "")
+        return
     for row in rows:
         if level is AgingLevel.COMMUNITY:
             row.label = (await estate.get_community(session, actor, community_id=row.key)).name
-        elif level is AgingLevel.BUILDING:
-            row.label = (await estate.get_building(session, actor, building_id=row.key)).building_no
         else:
-            row.label = await house_label(session, actor, row.key)
+            row.label = (await estate.get_building(session, actor, building_id=row.key)).building_no
 
 
 @dataclass
@@ -162,70 +165,167 @@ async def dunning_list(
 
 @dataclass
 class StatementLine:
+    """One journal entry as the house sees it: what it charged, paid, credited, and what it
+    moved in and out of the prepaid balance (positive = into prepaid)."""
+
     day: dt.date
     text: str
     charged: int
     paid: int
     balance: int = 0
+    credited: int = 0
+    late_fee: int = 0
+    prepaid: int = 0
+    kind: str = ""
 
 
 @dataclass
 class Statement:
+    """A house's statement (对账单) for ``[since, until)``: receivable opening and closing
+    balance (what the house owes), the period's movements, and the prepaid balance."""
+
     house_id: uuid.UUID
     label: str
     lines: list[StatementLine] = field(default_factory=list)
+    since: dt.date | None = None
+    until: dt.date | None = None
+    opening: int = 0
+    prepaid_opening: int = 0
 
     @property
     def balance(self) -> int:
-        return self.lines[-1].balance if self.lines else 0
+        return self.opening + sum(
+            line.charged + line.late_fee - line.paid - line.credited for line in self.lines
+        )
+
+    @property
+    def charges(self) -> int:
+        return sum(line.charged for line in self.lines)
+
+    @property
+    def payments(self) -> int:
+        return sum(line.paid for line in self.lines)
+
+    @property
+    def credits(self) -> int:
+        return sum(line.credited for line in self.lines)
+
+    @property
+    def late_fees(self) -> int:
+        return sum(line.late_fee for line in self.lines)
+
+    @property
+    def prepaid_movement(self) -> int:
+        return sum(line.prepaid for line in self.lines)
+
+    @property
+    def prepaid_closing(self) -> int:
+        return self.prepaid_opening + self.prepaid_movement
 
 
-async def house_statement(session: AsyncSession, actor: Actor, *, house_id: uuid.UUID) -> Statement:
-    """A house's statement (对账单): its bills, payments and credit notes, with a running
-    balance — the house's part of the receivable account (a run posts per fee item, so the
-    house detail lives in the bills, allocations and adjustments the entries summarise)."""
-    from linli.billing.models import Adjustment, AdjustmentKind, AdjustmentStatus, Allocation
+_STATEMENT_TEXT = {
+    "billing_run": "账单",
+    "billing_run_revert": "账单撤销",
+    "charge": "收费",
+    "late_fee": "滞纳金",
+    "payment": "收据",
+    "payment_void": "作废收据",
+    "credit_note": "减免",
+    "online_refund": "退款",
+}
+
+# The house's part of every entry. Entries of single houses carry the house on their lines;
+# a billing run posts one receivable debit per chunk of houses (a million lines less per
+# run), so its house detail is the subledger behind it: the house's bills of that run,
+# whose sum is the run's debit by construction (tests/billing/test_statement.py checks it).
+_STATEMENT_SQL = text(
+    """
+WITH own AS (
+  SELECT e.id, e.kind, e.posted_at, e.source_id,
+    coalesce(sum(l.debit_cents - l.credit_cents)
+      FILTER (WHERE l.account = 'receivable'), 0) AS receivable,
+    coalesce(sum(l.credit_cents - l.debit_cents)
+      FILTER (WHERE l.account = 'prepaid'), 0) AS prepaid,
+    coalesce(sum(l.debit_cents - l.credit_cents)
+      FILTER (WHERE l.account = 'discount'), 0) AS discount
+  FROM journal_lines l
+  JOIN journal_entries e ON e.tenant_id = l.tenant_id AND e.id = l.entry_id
+  WHERE l.house_id = :house AND l.account IN ('receivable', 'prepaid', 'discount')
+  GROUP BY e.id, e.kind, e.posted_at, e.source_id
+), runs AS (
+  SELECT b.run_id AS source_id, sum(b.amount_cents) AS receivable,
+    (SELECT min(e.posted_at) FROM journal_entries e
+      WHERE e.source_id = b.run_id AND e.kind = 'billing_run') AS posted_at
+  FROM bills b
+  WHERE b.house_id = :house AND b.run_id IS NOT NULL
+  GROUP BY b.run_id
+)
+SELECT kind, posted_at, source_id, receivable, prepaid, discount FROM own
+UNION ALL
+SELECT 'billing_run', posted_at, source_id, receivable, 0, 0 FROM runs
+WHERE posted_at IS NOT NULL
+ORDER BY posted_at, kind
+"""
+)
+
+
+async def house_statement(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    house_id: uuid.UUID,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> Statement:
+    """A house's statement (对账单) computed from the journal: one line per entry that
+    touched the house's receivable or prepaid money, opening balances from the entries
+    before ``since`` (days in Asia/Shanghai), closing balances from the lines."""
     from linli.billing.service import house_label
 
     house = await estate.get_house(session, actor, house_id=house_id, include_archived=True)
-    events: list[tuple[dt.datetime, str, int, int]] = []
-    bills = await session.execute(
-        select(
-            Bill.created_at, FeeItem.name, Bill.period_start, Bill.amount_cents, Bill.late_fee_of
-        )
-        .join(FeeItem, and_(FeeItem.tenant_id == Bill.tenant_id, FeeItem.id == Bill.fee_item_id))
-        .where(Bill.house_id == house.id)
+    rows = (await session.execute(_STATEMENT_SQL, {"house": house.id})).all()
+    numbers = dict(
+        (
+            await session.execute(
+                select(Receipt.id, Receipt.receipt_no).where(
+                    Receipt.id.in_([r.source_id for r in rows if r.kind.startswith("payment")])
+                )
+            )
+        ).all()
     )
-    for created, name, start, cents, late in bills.all():
-        label = f"{name} {start:%Y-%m}" + (" 滞纳金" if late else "")
-        events.append((created, label, int(cents), 0))
-    paid = await session.execute(
-        select(Receipt.paid_at, Receipt.receipt_no, func.sum(Allocation.amount_cents))
-        .join(
-            Allocation,
-            and_(Allocation.tenant_id == Receipt.tenant_id, Allocation.receipt_id == Receipt.id),
-        )
-        .where(Receipt.house_id == house.id, Receipt.status == ReceiptStatus.PAID.value)
-        .group_by(Receipt.id, Receipt.paid_at, Receipt.receipt_no)
-    )
-    for paid_at, number, cents in paid.all():
-        events.append((paid_at or dt.datetime.now(dt.UTC), f"收据 No.{number:08d}", 0, int(cents)))
-    credits = await session.execute(
-        select(Adjustment.decided_at, Adjustment.reason, Adjustment.amount_cents)
-        .join(Bill, and_(Bill.tenant_id == Adjustment.tenant_id, Bill.id == Adjustment.bill_id))
-        .where(
-            Bill.house_id == house.id,
-            Adjustment.kind == AdjustmentKind.CREDIT_NOTE.value,
-            Adjustment.status == AdjustmentStatus.APPROVED.value,
-        )
-    )
-    for decided, reason, cents in credits.all():
-        events.append((decided or dt.datetime.now(dt.UTC), f"减免: {reason}", 0, int(cents)))
-    statement = Statement(house.id, await house_label(session, actor, house.id))
-    balance = 0
-    for moment, label, charged, settled in sorted(events, key=lambda e: (e[0], -e[2])):
-        balance += charged - settled
-        statement.lines.append(StatementLine(moment.date(), label, charged, settled, balance))
+    statement = Statement(house.id, await house_label(session, actor, house.id), since=since)
+    statement.until = until
+    balance: int | None = None
+    for row in rows:
+        day = row.posted_at.astimezone(SHANGHAI).date()
+        if until is not None and day >= until:
+            break
+        receivable, prepaid, discount = int(row.receivable), int(row.prepaid), int(row.discount)
+        line = StatementLine(day, _STATEMENT_TEXT.get(row.kind, row.kind), 0, 0, kind=row.kind)
+        if row.kind in ("billing_run", "billing_run_revert", "charge"):
+            line.charged = receivable
+        elif row.kind == "late_fee":
+            line.late_fee = receivable
+        elif row.kind == "credit_note":
+            line.credited = -receivable
+        else:  # payments, voids, refunds: discounts count as credits, the rest as paid
+            line.credited = discount
+            line.paid = -receivable - discount
+        line.prepaid = prepaid
+        number = numbers.get(row.source_id)
+        if number is not None:
+            line.text = f"{line.text} No.{number:08d}"
+        if since is not None and day < since:
+            statement.opening += receivable
+            statement.prepaid_opening += prepaid
+            continue
+        if not (receivable or prepaid):
+            continue
+        if balance is None:
+            balance = statement.opening
+        balance += receivable
+        line.balance = balance
+        statement.lines.append(line)
     return statement
 
 

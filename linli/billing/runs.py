@@ -98,6 +98,7 @@ JOIN houses h ON h.tenant_id = s.tenant_id AND h.id = s.house_id
 JOIN prices pr ON pr.value = s.usage
 JOIN fee_items fi ON fi.tenant_id = s.tenant_id AND fi.id = pr.fee_item_id
 WHERE s.community_id = :community AND h.building_id = ANY(:buildings) AND h.archived_at IS NULL
+  AND s.archived_at IS NULL
 """  # noqa: S608
 
 # Metered fees: usage of the readings dated in the period (a flagged jump waits for a

@@ -108,6 +108,60 @@ class ReadingRead(ReadSchema):
     flag: str
 
 
+class MeterIssueRead(Schema):
+    row: int = Field(description="Row number as the spreadsheet shows it")
+    column: str
+    code: str
+    message: str
+
+
+class MeterRowRead(Schema):
+    row: int
+    house: str
+    meter: str
+    read_on: dt.date
+    reading: Decimal
+    previous_reading: Decimal | None
+    usage: Decimal
+    flag: str
+    action: str = Field(description="create, update or unchanged")
+
+
+class MeterImportRead(Schema):
+    """A meter-reading spreadsheet checked (dry run) or imported."""
+
+    dry_run: bool
+    imported: bool
+    format: str
+    encoding: str | None
+    total_rows: int
+    error_rows: int
+    create: int
+    update: int
+    unchanged: int
+    errors: list[MeterIssueRead]
+    flagged: list[MeterRowRead] = Field(description="Readings that jump; billed once confirmed")
+
+
+class MeterImportJobRead(ReadSchema):
+    id: uuid.UUID
+    community_id: uuid.UUID
+    status: str = Field(description="queued, running, done, rejected or failed")
+    mode: str
+    file_name: str
+    total_rows: int
+    processed_rows: int
+    error_rows: int
+    created_count: int
+    updated_count: int
+    unchanged_count: int
+    flagged_count: int
+    errors: list[MeterIssueRead]
+    failure: str | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
 class RunRequest(Schema):
     community_id: uuid.UUID
     period: dt.date = Field(description="any day of the month to bill")
@@ -322,16 +376,31 @@ class DunningRowRead(Schema):
 
 class StatementLineRead(Schema):
     day: dt.date
+    kind: str
     text: str
     charged_cents: Cents
+    late_fee_cents: Cents
     paid_cents: Cents
+    credited_cents: Cents
+    prepaid_cents: Cents = Field(description="Into (+) or out of (-) the prepaid balance.")
     balance_cents: Cents
 
 
 class StatementRead(Schema):
+    """A house's statement (对账单), computed from the ledger."""
+
     house_id: uuid.UUID
     label: str
-    balance_cents: Cents
+    since: dt.date | None
+    until: dt.date | None
+    opening_cents: Cents
+    charges_cents: Cents
+    late_fees_cents: Cents
+    payments_cents: Cents
+    credits_cents: Cents
+    balance_cents: Cents = Field(description="Closing balance: what the house owes.")
+    prepaid_opening_cents: Cents
+    prepaid_closing_cents: Cents
     lines: list[StatementLineRead]
 
 

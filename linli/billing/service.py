@@ -14,6 +14,7 @@ then gets ``bill_already_settled``: one wins, the other is told, totals stay rig
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,11 +23,11 @@ from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, func, select, text, update
+from sqlalchemy import Select, TextClause, and_, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.auth.actor import Actor, PrincipalKind
@@ -50,7 +51,6 @@ from linli.billing.models import (
     MeterReading,
     PrepaidAccount,
     Receipt,
-    ReceiptCounter,
     ReceiptStatus,
     ReceiptTender,
     RunStatus,
@@ -58,6 +58,7 @@ from linli.billing.models import (
     TenderMethod,
 )
 from linli.billing.money import MAX_CENTS, round_cents
+from linli.billing.settings import get_billing_settings
 from linli.core import audit, outbox
 from linli.core.errors import (
     Conflict,
@@ -77,7 +78,6 @@ from linli.residents import service as residents
 RUN_TASK = "linli.billing.run_billing"
 CHUNK_HOUSES = 50_000
 TZ = ZoneInfo("Asia/Shanghai")
-JUMP_FACTOR = 5  # a reading using more than 5× the average of the last ones is flagged
 MAX_RECEIPT_BILLS = 500
 
 
@@ -355,7 +355,8 @@ async def record_reading(
     else:
         usage = reading - previous
         past = [r.usage for r in earlier if r.usage > 0]
-        if past and usage > JUMP_FACTOR * (sum(past) / len(past)):
+        factor = get_billing_settings().meter_jump_factor  # LINLI_BILLING_METER_JUMP_FACTOR
+        if past and usage > factor * (sum(past, Decimal(0)) / len(past)):
             flag = MeterFlag.JUMP
     row = MeterReading(
         tenant_id=house.tenant_id,
@@ -922,6 +923,26 @@ async def _house_has_bills(
     return "bills" if found else None
 
 
+@estate.usage_check("parking_space", "billing")
+async def _space_has_bills(
+    session: AsyncSession, tenant_id: uuid.UUID, space_id: uuid.UUID
+) -> str | None:
+    """A parking space that was billed (车位费) keeps its history: archive it instead."""
+    parking_items = select(FeeItem.id).where(
+        FeeItem.tenant_id == tenant_id, FeeItem.kind == FeeKind.PARKING.value
+    )
+    found = await session.scalar(
+        select(
+            exists().where(
+                Bill.tenant_id == tenant_id,
+                Bill.fee_item_id.in_(parking_items),  # the bills' unique key leads with the item
+                Bill.subject_id == space_id,
+            )
+        )
+    )
+    return "bills" if found else None
+
+
 # --- payment methods: the interface online payment plugs into --------------------------------
 
 
@@ -1380,24 +1401,6 @@ async def confirm_online_payment(
     )
 
 
-async def _next_receipt_no(
-    session: AsyncSession, tenant_id: uuid.UUID, community_id: uuid.UUID
-) -> int:
-    """The community's next receipt number; the counter row stays locked until commit, so
-    numbers are handed out in commit order with no gap (a rollback returns its number)."""
-    number = await session.scalar(
-        pg_insert(ReceiptCounter)
-        .values(tenant_id=tenant_id, id=new_id(), community_id=community_id, last_no=1)
-        .on_conflict_do_update(
-            index_elements=["tenant_id", "community_id"],
-            set_={"last_no": ReceiptCounter.last_no + 1},
-        )
-        .returning(ReceiptCounter.last_no)
-    )
-    assert number is not None
-    return int(number)
-
-
 _LATE_FEE_BILL = aliased(Bill, name="late_fee_bill")  # built once: aliasing copies every column
 
 
@@ -1444,6 +1447,67 @@ async def _locked_bills(
     return bills, items, history
 
 
+_PAID_NEW_RECEIPT = (
+    " receipt AS (INSERT INTO receipts (tenant_id, id, community_id, house_id, receipt_no,"
+    " status, amount_cents, allocated_cents, discount_cents, to_prepaid_cents, paid_at,"
+    " payer_name, shift_id, cashier_id, voided_at, voided_by,"
+    " void_reason, allocation_plan, created_at)"
+    " SELECT :tenant, :receipt, :community, :house, number.last_no, :status, :amount_cents,"
+    " :allocated_cents, :discount_cents, :to_prepaid_cents, :paid_at, :payer, :shift,"
+    " :cashier, NULL, NULL, '', CAST(:plan AS jsonb), now() FROM number"
+    " RETURNING receipt_no, created_at),"
+)
+_PAID_EXISTING_RECEIPT = (
+    " receipt AS (UPDATE receipts SET receipt_no = number.last_no, status = :status,"
+    " amount_cents = :amount_cents, allocated_cents = :allocated_cents,"
+    " discount_cents = :discount_cents, to_prepaid_cents = :to_prepaid_cents,"
+    " paid_at = :paid_at FROM number WHERE receipts.id = :receipt"
+    " RETURNING receipts.receipt_no, receipts.created_at),"
+)
+
+
+def _pay_statement(receipt: str) -> TextClause:
+    """The payment's one write statement (see :func:`_settle`); constant text only."""
+    return text(
+        "WITH number AS (INSERT INTO receipt_counters (tenant_id, id, community_id, last_no,"  # noqa: S608
+        " created_at) VALUES (:tenant, :counter, :community, 1, now())"
+        " ON CONFLICT (tenant_id, community_id)"
+        " DO UPDATE SET last_no = receipt_counters.last_no + 1 RETURNING last_no),"
+        + receipt
+        + " late AS (INSERT INTO bills (tenant_id, id, community_id, building_id, house_id,"
+        " fee_item_id, subject_id, late_fee_of, period_start, period_end, due_on, quantity,"
+        " amount_cents, settled_cents, late_fee_waived, created_at)"
+        " SELECT :tenant, x.id, :community, x.building, :house, x.item, x.of, x.of, :day,"
+        " :day_after, :day, 1, x.amount, x.settled, false, now()"
+        " FROM unnest(CAST(:l_ids AS uuid[]), CAST(:l_buildings AS uuid[]),"
+        " CAST(:l_items AS uuid[]), CAST(:l_of AS uuid[]), CAST(:l_amounts AS bigint[]),"
+        " CAST(:l_settled AS bigint[])) AS x(id, building, item, of, amount, settled)),"
+        " tenders AS (INSERT INTO receipt_tenders (tenant_id, id, receipt_id, method,"
+        " amount_cents, reference, confirmed, created_at)"
+        " SELECT :tenant, x.id, :receipt, x.method, x.amount, x.reference, true, now()"
+        " FROM unnest(CAST(:t_ids AS uuid[]), CAST(:t_methods AS varchar[]),"
+        " CAST(:t_amounts AS bigint[]), CAST(:t_refs AS varchar[]))"
+        " AS x(id, method, amount, reference)),"
+        " allocated AS (INSERT INTO allocations (tenant_id, id, receipt_id, bill_id,"
+        " amount_cents, discount, created_at)"
+        " SELECT :tenant, x.id, :receipt, x.bill, x.amount, x.discount, now()"
+        " FROM unnest(CAST(:a_ids AS uuid[]), CAST(:a_bills AS uuid[]),"
+        " CAST(:a_amounts AS bigint[]), CAST(:a_discounts AS boolean[]))"
+        " AS x(id, bill, amount, discount)),"
+        " settled AS (UPDATE bills SET settled_cents = bills.settled_cents + d.delta"
+        " FROM unnest(CAST(:b_ids AS uuid[]), CAST(:b_deltas AS bigint[])) AS d(id, delta)"
+        " WHERE bills.id = d.id),"
+        " prepaid AS (UPDATE prepaid_accounts SET balance_cents = balance_cents + :p_delta"
+        " WHERE id = :prepaid AND CAST(:p_delta AS bigint) <> 0), "
+        + ledger.ENTRIES_CTE
+        + " SELECT receipt.receipt_no, receipt.created_at FROM receipt"
+    )
+
+
+_PAY_NEW = _pay_statement(_PAID_NEW_RECEIPT)
+_PAY_EXISTING = _pay_statement(_PAID_EXISTING_RECEIPT)
+
+
 async def _settle(
     session: AsyncSession,
     actor: Actor,
@@ -1465,7 +1529,8 @@ async def _settle(
         )
     bills, items, history = await _locked_bills(session, house_id, bill_ids)
 
-    # Late fees become bills of their own (charged now, settled first).
+    # Late fees become bills of their own (charged now, settled first), written below with
+    # everything else of the payment.
     late_bills: list[Bill] = []
     for bill in bills:
         fee = late_fee(
@@ -1494,27 +1559,7 @@ async def _settle(
                     settled_cents=0,
                 )
             )
-    if late_bills:
-        session.add_all(late_bills)
-        await session.flush()
-        await ledger.post(
-            session,
-            tenant_id=tenant_id,
-            community_id=receipt.community_id,
-            kind="late_fee",
-            source_id=receipt.id,
-            actor_id=actor.id,
-            lines=[
-                debit(
-                    Account.RECEIVABLE, sum(b.amount_cents for b in late_bills), house_id=house_id
-                ),
-                credit(
-                    Account.LATE_FEE_INCOME,
-                    sum(b.amount_cents for b in late_bills),
-                    house_id=house_id,
-                ),
-            ],
-        )
+    late_total = sum(b.amount_cents for b in late_bills)
 
     # Discount rules (预交12个月送1个月) apply to bills chosen and settled whole.
     discounted: dict[uuid.UUID, int] = {}
@@ -1557,51 +1602,76 @@ async def _settle(
     if tendered + used_prepaid == 0:
         raise _invalid("tenders", "Nothing to pay.", "nothing_to_pay")
 
-    receipt.status = ReceiptStatus.PAID.value
-    receipt.receipt_no = await _next_receipt_no(session, tenant_id, receipt.community_id)
-    receipt.amount_cents = tendered + used_prepaid
-    receipt.allocated_cents = sum(cash_alloc.values())
-    receipt.discount_cents = sum(discounted.values())
-    receipt.to_prepaid_cents = to_prepaid
-    receipt.paid_at = dt.datetime.now(dt.UTC)
-    if not existing:
-        session.add(receipt)
-    await session.flush()
-    tender_rows = (
-        [] if existing else [(t.method.value, t.amount_cents, t.reference) for t in tenders]
-    )
-    if used_prepaid:
-        tender_rows.append((TenderMethod.PREPAID.value, used_prepaid, ""))
     allocations = [(bill_id, cents, False) for bill_id, cents in cash_alloc.items()] + [
         (bill_id, cents, True) for bill_id, cents in discounted.items() if cents > 0
     ]
     deltas: dict[uuid.UUID, int] = defaultdict(int)
     for bill_id, cents, _ in allocations:
         deltas[bill_id] += cents
-    # Tenders, allocations, the bills' settlement and the prepaid balance: one round trip.
-    await session.execute(
-        text(
-            "WITH tenders AS (INSERT INTO receipt_tenders (tenant_id, id, receipt_id, method,"
-            " amount_cents, reference, confirmed, created_at)"
-            " SELECT :tenant, x.id, :receipt, x.method, x.amount, x.reference, true, now()"
-            " FROM unnest(CAST(:t_ids AS uuid[]), CAST(:t_methods AS varchar[]),"
-            " CAST(:t_amounts AS bigint[]), CAST(:t_refs AS varchar[]))"
-            " AS x(id, method, amount, reference)),"
-            " allocated AS (INSERT INTO allocations (tenant_id, id, receipt_id, bill_id,"
-            " amount_cents, discount, created_at)"
-            " SELECT :tenant, x.id, :receipt, x.bill, x.amount, x.discount, now()"
-            " FROM unnest(CAST(:a_ids AS uuid[]), CAST(:a_bills AS uuid[]),"
-            " CAST(:a_amounts AS bigint[]), CAST(:a_discounts AS boolean[]))"
-            " AS x(id, bill, amount, discount)),"
-            " settled AS (UPDATE bills SET settled_cents = bills.settled_cents + d.delta"
-            " FROM unnest(CAST(:b_ids AS uuid[]), CAST(:b_deltas AS bigint[])) AS d(id, delta)"
-            " WHERE bills.id = d.id)"
-            " UPDATE prepaid_accounts SET balance_cents = balance_cents + :p_delta"
-            " WHERE id = :prepaid AND CAST(:p_delta AS bigint) <> 0"
-        ),
+    tender_rows = (
+        [] if existing else [(t.method.value, t.amount_cents, t.reference) for t in tenders]
+    )
+    if used_prepaid:
+        tender_rows.append((TenderMethod.PREPAID.value, used_prepaid, ""))
+    discount_cents = sum(discounted.values())
+    allocated_cents = sum(cash_alloc.values())
+    lines = [
+        debit(PAYMENT_METHODS[t.method].account, t.amount_cents, house_id=house_id) for t in tenders
+    ]
+    lines.append(debit(Account.PREPAID, used_prepaid, house_id=house_id))
+    lines.append(debit(Account.DISCOUNT, discount_cents, house_id=house_id))
+    lines.append(credit(Account.RECEIVABLE, allocated_cents + discount_cents, house_id=house_id))
+    lines.append(credit(Account.PREPAID, to_prepaid, house_id=house_id))
+    journal_params = ledger.entries_params(
+        [
+            ledger.Entry(
+                "late_fee",
+                [
+                    debit(Account.RECEIVABLE, late_total, house_id=house_id),
+                    credit(Account.LATE_FEE_INCOME, late_total, house_id=house_id),
+                ],
+            ),
+            ledger.Entry("payment", lines),
+        ],
+        community_id=receipt.community_id,
+        source_id=receipt.id,
+        actor_id=actor.id,
+    )
+    paid = {
+        "status": ReceiptStatus.PAID.value,
+        "amount_cents": tendered + used_prepaid,
+        "allocated_cents": allocated_cents,
+        "discount_cents": discount_cents,
+        "to_prepaid_cents": to_prepaid,
+        "paid_at": dt.datetime.now(dt.UTC),
+    }
+    late_settled = {b.id: deltas.pop(b.id, 0) for b in late_bills}
+    # The whole payment in one round trip: the next receipt number (the counter row stays
+    # locked until commit: numbers follow commit order with no gap, a rollback returns its
+    # number), the receipt, late-fee bills, tenders, allocations, the bills' settlement,
+    # the prepaid balance and the journal. Foreign keys between these rows are checked at
+    # the end of the statement, and the journal's balance at commit.
+    result = await session.execute(
+        _PAY_EXISTING if existing else _PAY_NEW,
         {
             "tenant": tenant_id,
+            "counter": new_id(),
+            "community": receipt.community_id,
+            "house": house_id,
             "receipt": receipt.id,
+            "shift": receipt.shift_id,
+            "cashier": receipt.cashier_id,
+            "payer": receipt.payer_name,
+            "plan": json.dumps(receipt.allocation_plan or {}),
+            **paid,
+            "day": day,
+            "day_after": day + dt.timedelta(days=1),
+            "l_ids": [b.id for b in late_bills],
+            "l_buildings": [b.building_id for b in late_bills],
+            "l_items": [b.fee_item_id for b in late_bills],
+            "l_of": [b.late_fee_of for b in late_bills],
+            "l_amounts": [b.amount_cents for b in late_bills],
+            "l_settled": [late_settled[b.id] for b in late_bills],
             "t_ids": [new_id() for _ in tender_rows],
             "t_methods": [method for method, _, _ in tender_rows],
             "t_amounts": [cents for _, cents, _ in tender_rows],
@@ -1614,29 +1684,28 @@ async def _settle(
             "b_deltas": list(deltas.values()),
             "p_delta": to_prepaid - used_prepaid,
             "prepaid": prepaid.id,
+            **journal_params,
         },
     )
+    number, created_at = result.one()
+    # The row is written: the object only learns what it now holds (no second INSERT).
+    written = {**paid, "receipt_no": int(number), "created_at": created_at}
+    if not existing:  # every column, so nothing is left to load lazily
+        written |= {
+            "shift_id": receipt.shift_id,
+            "cashier_id": receipt.cashier_id,
+            "payer_name": receipt.payer_name,
+            "allocation_plan": receipt.allocation_plan or {},
+            "voided_at": None,
+            "voided_by": None,
+            "void_reason": "",
+        }
+    for key, value in written.items():
+        set_committed_value(receipt, key, value)
+    if not existing:
+        make_transient_to_detached(receipt)
+        session.add(receipt)
     _sync_settled(session, deltas)
-    lines = [
-        debit(PAYMENT_METHODS[t.method].account, t.amount_cents, house_id=house_id) for t in tenders
-    ]
-    lines.append(debit(Account.PREPAID, used_prepaid, house_id=house_id))
-    lines.append(debit(Account.DISCOUNT, receipt.discount_cents, house_id=house_id))
-    lines.append(
-        credit(
-            Account.RECEIVABLE, receipt.allocated_cents + receipt.discount_cents, house_id=house_id
-        )
-    )
-    lines.append(credit(Account.PREPAID, to_prepaid, house_id=house_id))
-    await ledger.post(
-        session,
-        tenant_id=tenant_id,
-        community_id=receipt.community_id,
-        kind="payment",
-        source_id=receipt.id,
-        actor_id=actor.id,
-        lines=lines,
-    )
     await audit.record(
         session,
         actor,
@@ -1713,18 +1782,23 @@ async def receipt_view(
     return await _receipt_view(session, actor, receipt)
 
 
-async def _receipt_view(session: AsyncSession, actor: Actor, receipt: Receipt) -> ReceiptView:
-    from linli.tenancy.models import Community, Tenant
-
-    tenders = list(
+async def receipt_tenders(session: AsyncSession, receipt_id: uuid.UUID) -> list[ReceiptTender]:
+    """The tenders of a receipt the caller has already read (or just wrote)."""
+    return list(
         (
             await session.scalars(
                 select(ReceiptTender)
-                .where(ReceiptTender.receipt_id == receipt.id)
+                .where(ReceiptTender.receipt_id == receipt_id)
                 .order_by(ReceiptTender.id)
             )
         ).all()
     )
+
+
+async def _receipt_view(session: AsyncSession, actor: Actor, receipt: Receipt) -> ReceiptView:
+    from linli.tenancy.models import Community, Tenant
+
+    tenders = await receipt_tenders(session, receipt.id)
     rows = (
         await session.execute(
             select(
@@ -2357,3 +2431,115 @@ async def send_reminders(
         detail={"houses": len(rows), "messages": messages, "min_days": min_days},
     )
     return len(rows), messages
+
+
+# --- online refunds: what the payments domain reverses through billing ---------------------------
+
+
+async def refund_online_payment(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    receipt_id: uuid.UUID,
+    amount_cents: int,
+    already_refunded_cents: int,
+    refund_id: uuid.UUID,
+    reason: str,
+) -> int:
+    """Reverse ``amount_cents`` of a paid online (scan) receipt after its money went back
+    to the payer (退款冲销); returns the cents put back on the bills.
+
+    The caller (payments) holds the order's row lock, so ``already_refunded_cents`` is
+    exact. Refunds take, in a fixed order, first what the receipt put into prepaid, then
+    the money settled on its bills, the last-settled bill first; slice
+    ``[already_refunded, already_refunded + amount)`` of that order is reversed, so
+    several partial refunds add up to the full reversal. The last refund also reverses
+    the receipt's discounts. One balanced entry: debit receivable (bills open again) and
+    prepaid, credit the scan clearing account the money left from.
+    """
+    _check_cents("amount_cents", amount_cents)
+    receipt = await session.scalar(
+        select(Receipt)
+        .where(Receipt.id == receipt_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if receipt is None:
+        raise NotFound("Receipt not found.", code="receipt_not_found")
+    if receipt.status != ReceiptStatus.PAID.value:
+        raise Conflict("Only a paid receipt can be refunded.", code="receipt_not_paid")
+    paid = receipt.allocated_cents + receipt.to_prepaid_cents
+    if already_refunded_cents < 0 or already_refunded_cents + amount_cents > paid:
+        raise Conflict("A refund cannot exceed what was paid.", code="refund_exceeds_paid")
+    start, end = already_refunded_cents, already_refunded_cents + amount_cents
+    from_prepaid = max(0, min(end, receipt.to_prepaid_cents) - start)
+    allocations = (
+        await session.execute(
+            select(Allocation.bill_id, Allocation.amount_cents, Allocation.discount)
+            .join(Bill, and_(Bill.tenant_id == Allocation.tenant_id, Bill.id == Allocation.bill_id))
+            .where(Allocation.receipt_id == receipt.id)
+            .order_by(Bill.due_on.desc(), Bill.period_start.desc(), Bill.id.desc())
+        )
+    ).all()
+    deltas: dict[uuid.UUID, int] = defaultdict(int)
+    cursor = receipt.to_prepaid_cents
+    for bill_id, cents, discount in allocations:
+        if discount:
+            continue
+        take = max(0, min(end, cursor + cents) - max(start, cursor))
+        if take:
+            deltas[bill_id] -= take
+        cursor += cents
+    to_bills = -sum(deltas.values())
+    discount_back = 0
+    if end == paid:
+        for bill_id, cents, discount in allocations:
+            if discount:
+                deltas[bill_id] -= cents
+                discount_back += cents
+    if from_prepaid:
+        prepaid = await _lock_prepaid(
+            session, receipt.tenant_id, receipt.community_id, receipt.house_id
+        )
+        if prepaid.balance_cents < from_prepaid:
+            raise Conflict(
+                "The prepaid money of this payment was already spent.",
+                code="prepaid_already_used",
+            )
+        await session.execute(
+            update(PrepaidAccount)
+            .where(PrepaidAccount.id == prepaid.id)
+            .values(balance_cents=PrepaidAccount.balance_cents - from_prepaid)
+        )
+    if deltas:
+        await session.execute(select(Bill.id).where(Bill.id.in_(list(deltas))).with_for_update())
+        await _add_settled(session, dict(deltas))
+    house_id = receipt.house_id
+    await ledger.post(
+        session,
+        tenant_id=receipt.tenant_id,
+        community_id=receipt.community_id,
+        kind="online_refund",
+        source_id=refund_id,
+        actor_id=actor.id,
+        memo=reason[:200],
+        lines=[
+            debit(Account.RECEIVABLE, to_bills + discount_back, house_id=house_id),
+            debit(Account.PREPAID, from_prepaid, house_id=house_id),
+            credit(Account.SCAN_CLEARING, amount_cents, house_id=house_id),
+            credit(Account.DISCOUNT, discount_back, house_id=house_id),
+        ],
+    )
+    await audit.record(
+        session,
+        actor,
+        "receipt.refund",
+        target_type="receipt",
+        target_id=receipt.id,
+        detail={
+            "amount_cents": amount_cents,
+            "to_bills_cents": to_bills,
+            "refund_id": str(refund_id),
+        },
+    )
+    return to_bills

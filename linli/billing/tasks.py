@@ -11,7 +11,7 @@ import uuid
 
 from procrastinate import RetryStrategy
 
-from linli.billing import service
+from linli.billing import meter_import, service
 from linli.jobs import job_app
 
 
@@ -22,3 +22,13 @@ from linli.jobs import job_app
 )
 async def run_billing(*, tenant_id: str, run_id: str) -> str:
     return await service.run_job(uuid.UUID(tenant_id), uuid.UUID(run_id))
+
+
+@job_app.task(
+    name=meter_import.TASK_NAME,
+    queue="billing",
+    retry=RetryStrategy(max_attempts=3, wait=5, exponential_wait=2),
+)
+async def import_meter_readings(*, tenant_id: str, job_id: str) -> str:
+    """A meter-reading spreadsheet (抄表导入): check, then write it with progress."""
+    return await meter_import.run_job(uuid.UUID(tenant_id), uuid.UUID(job_id))

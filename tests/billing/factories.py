@@ -33,7 +33,7 @@ class Billed:
     company: Company
     houses: list[uuid.UUID]
     property_fee: uuid.UUID
-    run_id: uuid.UUID | None = None
+    run_id: uuid.UUID
     extra: dict[str, uuid.UUID] = field(default_factory=dict)
 
 

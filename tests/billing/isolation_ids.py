@@ -10,6 +10,7 @@ from linli.auth.actor import Actor
 from linli.billing import service
 from linli.billing.models import FeeKind, TenderMethod
 from linli.db.engine import unit_of_work
+from linli.estate import service as estate
 from tests.billing.factories import cashier
 from tests.isolation import IsolationContext, id_maker, sample_body
 
@@ -25,7 +26,7 @@ async def _billed(ctx: IsolationContext) -> dict[str, uuid.UUID]:
     company = ctx.company
     system = Actor.system(company.id)
     async with unit_of_work(company.id) as session:
-        house = await service.estate.get_house(session, system, house_id=house_id)
+        house = await estate.get_house(session, system, house_id=house_id)
         item = await service.create_fee_item(
             session,
             system,
@@ -52,7 +53,7 @@ async def _billed(ctx: IsolationContext) -> dict[str, uuid.UUID]:
         receipt = await service.take_payment(
             session,
             actor,
-            house_id=house_id,
+            house_id=house.id,
             tenders=[service.Tender(TenderMethod.CASH, 1000)],
         )
     ctx.made["billing"] = {
@@ -82,6 +83,28 @@ async def a_receipt(ctx: IsolationContext) -> uuid.UUID:
 @id_maker("shift_id")
 async def a_shift(ctx: IsolationContext) -> uuid.UUID:
     return (await _billed(ctx))["shift_id"]
+
+
+@id_maker("meter_import_id")
+async def a_meter_import(ctx: IsolationContext) -> uuid.UUID:
+    """A meter-reading import job of company A (the file need not be good)."""
+    from linli.billing import meter_import
+
+    await _billed(ctx)
+    company = ctx.company
+    async with unit_of_work(company.id) as session:
+        house = await estate.get_house(
+            session, Actor.system(company.id), house_id=uuid.UUID(str(ctx.made["house_id"]))
+        )
+        job = await meter_import.start_job(
+            session,
+            Actor.system(company.id),
+            community_id=house.community_id,
+            data="房号,表类型,抄表日期,本期读数\r\n1-1-101,水费,2026-03-31,1".encode(),
+            file_name="iso.csv",
+            mode=meter_import.ImportMode.SKIP_BAD_ROWS,
+        )
+        return job.id
 
 
 sample_body("put", "/api/v1/billing/houses/{house_id}/prepaid/auto-deduct", {"enabled": True})

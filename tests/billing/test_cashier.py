@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from linli.auth.actor import Actor
 from linli.auth.permissions import Role
@@ -40,9 +40,7 @@ async def _balanced(company_id: uuid.UUID) -> dict[str, tuple[int, int]]:
     async with unit_of_work(company_id) as session:
         balance = await reports.trial_balance(session, Actor.system(company_id))
         owed = await session.scalar(
-            select(
-                service.func.coalesce(service.func.sum(Bill.amount_cents - Bill.settled_cents), 0)
-            )
+            select(func.coalesce(func.sum(Bill.amount_cents - Bill.settled_cents), 0))
         )
     assert sum(d for d, _ in balance.values()) == sum(c for _, c in balance.values())
     receivable = balance.get("receivable", (0, 0))
@@ -172,7 +170,7 @@ async def test_a_void_restores_the_bills_keeps_the_number_and_only_today() -> No
     assert second.receipt_no == 2  # the voided receipt keeps number 1: no gap, no reuse
     async with unit_of_work(company.id) as session:
         await session.execute(
-            service.update(Receipt)
+            update(Receipt)
             .where(Receipt.id == second.id)
             .values(paid_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
         )
@@ -241,7 +239,7 @@ async def test_receipt_numbers_have_no_gaps_and_no_duplicates_under_concurrency(
     results = await asyncio.gather(*(pay(i) for i in range(24)))
     assert all(isinstance(r, Receipt) for r in results), results
     async with unit_of_work(company.id) as session:
-        numbers = sorted((await session.scalars(select(Receipt.receipt_no))).all())
+        numbers = sorted(n or 0 for n in (await session.scalars(select(Receipt.receipt_no))).all())
     assert numbers == list(range(1, 26))
     await _balanced(company.id)
 
@@ -531,3 +529,54 @@ async def test_cashier_day_report_comes_from_the_ledger_net_of_voids() -> None:
     }
     assert {r.cashier_id for r in rows} == {actor.id}
     del kept
+
+
+async def test_a_counter_payment_is_a_fixed_number_of_statements_however_many_bills() -> None:
+    """The hot path (issue #5: p99 < 30 ms): reads of house, shift, prepaid and bills, then
+    ONE write for receipt number, receipt, late fees, tenders, allocations, bills, prepaid
+    and journal; audit, outbox and its job. Late fees and more bills add no statement."""
+    from sqlalchemy import event
+
+    from linli.db.engine import get_engine
+
+    company = await make_company(communities=1)
+    billed = await billed_company(company, houses=2, late_fee_daily_bp=5)
+    few, many = billed.houses
+    async with unit_of_work(company.id) as session:
+        await service.issue_advance_bills(
+            session,
+            Actor.system(company.id),
+            house_id=many,
+            fee_item_id=billed.property_fee,
+            months=6,
+            start=dt.date(2026, 4, 1),
+        )
+    actor = cashier(company)
+    await open_shift(company, actor)
+    counts: list[int] = []
+    for house, cents in ((few, 30000), (many, 7 * 30000)):
+        statements: list[str] = []
+
+        def count(*args: object, into: list[str] = statements) -> None:
+            into.append(str(args[2]))
+
+        engine = get_engine().sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            receipt = await _pay(
+                company.id,
+                actor,
+                house_id=house,
+                tenders=[Tender(CASH, cents // 2), Tender(CARD, cents - cents // 2, "POS-1")],
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        counts.append(len(statements))
+        assert receipt.receipt_no is not None and receipt.created_at is not None
+    assert counts[0] == counts[1] <= 9, counts
+    async with unit_of_work(company.id) as session:
+        late = await session.scalar(
+            select(func.count()).select_from(Bill).where(Bill.late_fee_of.is_not(None))
+        )
+    assert late and late >= 2  # both payments charged late fees inside the one write
+    await _balanced(company.id)

@@ -4,6 +4,7 @@ agrees with the bills and prepaid balances it describes."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -44,7 +45,7 @@ operations = st.lists(
 )
 
 
-async def _check_books(company_id: Any) -> None:
+async def _check_books(company_id: Any, houses: Sequence[Any] = ()) -> None:
     async with unit_of_work(company_id) as session:
         balance = await reports.trial_balance(session, Actor.system(company_id))
         owed = await session.scalar(
@@ -58,6 +59,23 @@ async def _check_books(company_id: Any) -> None:
     assert receivable[0] - receivable[1] == owed
     liability = balance.get(Account.PREPAID.value, (0, 0))
     assert liability[1] - liability[0] == prepaid
+    # Each house's statement, read from the journal, agrees with its bills and balance.
+    async with unit_of_work(company_id) as session:
+        for house in houses:
+            statement = await reports.house_statement(
+                session, Actor.system(company_id), house_id=house
+            )
+            house_owed = await session.scalar(
+                select(func.coalesce(func.sum(Bill.amount_cents - Bill.settled_cents), 0)).where(
+                    Bill.house_id == house
+                )
+            )
+            house_prepaid = await session.scalar(
+                select(func.coalesce(func.sum(PrepaidAccount.balance_cents), 0)).where(
+                    PrepaidAccount.house_id == house
+                )
+            )
+            assert (statement.balance, statement.prepaid_closing) == (house_owed, house_prepaid)
 
 
 async def _apply(company: Any, houses: list[Any], fee: Any, actor: Actor, op: tuple) -> None:  # type: ignore[type-arg]
@@ -151,7 +169,7 @@ async def test_debits_equal_credits_for_any_sequence_of_operations(ops: list[tup
             await _apply(company, billed.houses, billed.property_fee, actor, op)
         except DomainError:
             pass  # a refused operation (nothing to pay, prepaid already used...) changes nothing
-        await _check_books(company.id)
+        await _check_books(company.id, billed.houses)
 
 
 def test_post_refuses_an_unbalanced_entry_before_the_database_does() -> None:

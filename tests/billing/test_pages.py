@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from linli.auth.actor import Actor
 from linli.billing import service
+from linli.billing.models import TenderMethod
 from linli.db.engine import unit_of_work
 from tests.billing.factories import billed_company
 from tests.estate.factories import make_resident, random_phone
@@ -90,6 +92,20 @@ async def test_console_cashier_takes_a_mixed_payment_once_and_closes_the_shift(
     assert reminded.status_code == 303 and "reminded=1" in reminded.headers["location"]
     workbook = await web.get("/console/billing/reports/aging.xlsx")
     assert workbook.headers["content-type"].startswith("application/vnd.openxmlformats")
+    aging = load_workbook(io.BytesIO(workbook.content)).active
+    assert aging is not None
+    assert [r[0] for r in aging.iter_rows(min_row=2, values_only=True)] == ["1-1-102"]
+    # The ledger reports export too: collection, income and today's cashier report.
+    exported = {}
+    for name in ("collection", "income", "cashier-day"):
+        response = await web.get(f"/console/billing/reports/{name}.xlsx")
+        assert response.status_code == 200, (name, response.text[:300])
+        sheet = load_workbook(io.BytesIO(response.content)).active
+        assert sheet is not None
+        exported[name] = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert exported["income"] == [("物业费", 447.5)]
+    assert {row[1] for row in exported["cashier-day"]} == {"cash", "card"}
+    assert exported["collection"][0][0] == "小区1号"
 
 
 async def test_portal_shows_bills_history_prepaid_and_the_receipt_pdf(
@@ -113,7 +129,7 @@ async def test_portal_shows_bills_history_prepaid_and_the_receipt_pdf(
             session,
             actor,
             house_id=billed.houses[0],
-            tenders=[service.Tender(service.TenderMethod.CASH, 30000)],
+            tenders=[service.Tender(TenderMethod.CASH, 30000)],
         )
     signed = await resident_sign_in(web, phone)
     assert signed.status_code == 303

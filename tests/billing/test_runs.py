@@ -182,13 +182,17 @@ async def test_house_type_prices_fixed_and_parking_fees() -> None:
         area = await estate.create_parking_area(
             session, system, community_id=company.communities[0], name="地下车库"
         )
-        await estate.create_parking_space(
+        space = await estate.create_parking_space(
             session,
             system,
             area_id=area.id,
             space_no="B-001",
             usage=ParkingUsage.OWNED,
             house_id=houses[0],
+        )
+    async with unit_of_work(company.id) as session:
+        assert "bills" not in await estate.usage_of(
+            session, system, subject="parking_space", subject_id=space.id
         )
     await issue_run(company)
     bills = await _bills(company.id)
@@ -198,6 +202,11 @@ async def test_house_type_prices_fixed_and_parking_fees() -> None:
     assert by[(houses[0], garbage.id)] == by[(houses[1], garbage.id)] == 1000
     assert by[(houses[0], parking.id)] == 120000  # yearly, billed in its month
     assert (houses[1], parking.id) not in by
+    # A billed space keeps its history: deleting it is refused (archive it instead).
+    async with unit_of_work(company.id) as session:
+        assert "bills" in await estate.usage_of(
+            session, system, subject="parking_space", subject_id=space.id
+        )
 
 
 async def test_metered_fees_use_tiers_and_refuse_backward_readings() -> None:
