@@ -306,8 +306,7 @@ def _seed_houses(tenant: str, houses: int) -> None:
         # surface spaces per community); the seed figure is houses with their residents.
         parking = await seed_parking(company_id)
         out.print(
-            f"{parking.areas:,} parking areas, {parking.spaces:,} spaces "
-            f"in {parking.seconds:.1f} s"
+            f"{parking.areas:,} parking areas, {parking.spaces:,} spaces in {parking.seconds:.1f} s"
         )
 
     _run_async(generate())
@@ -350,17 +349,31 @@ def demo(
     children = demo_setup.demo_children(result, base)
     for child in children:
         out.print(f"{child.name + ':':<17}[bold]{child.url}[/]  ({child.note})")
+    sandbox_settings = demo_setup.payment_sandbox_settings(base)
+    out.print(
+        f"Payment sandbox: {sandbox_settings['LINLI_PAYMENTS_SANDBOX_WECHATPAY_URL']} (WeChat Pay)"
+        f" · {sandbox_settings['LINLI_PAYMENTS_SANDBOX_ALIPAY_URL']} (Alipay)"
+    )
     if not serve:
         return
-    out.print("Serving with a background worker and simulated door devices; Ctrl+C stops all.")
+    for name, value in sandbox_settings.items():  # the worker child inherits them
+        os.environ.setdefault(name, value)
+    from linli.payments.settings import get_payments_settings
+
+    get_payments_settings.cache_clear()
+    out.print(
+        "Serving with a background worker, simulated door devices and the payment sandboxes;"
+        " Ctrl+C stops all."
+    )
     from linli import serve as serving
 
-    simulators = [
+    companions: list[tuple[str, ...]] = [
         ("device-sim", "--community", str(community), "--devices", str(count))
         for community, count in result.simulated_devices.items()
     ]
+    companions.append(("sandbox-pay",))
     with demo_setup.running_children(children):
-        serving.run(host=host, port=port, with_worker=True, companions=simulators)
+        serving.run(host=host, port=port, with_worker=True, companions=companions)
 
 
 @app.command()

@@ -115,7 +115,7 @@ def _no_step(_: str) -> None:
 
 def steps_count() -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar)."""
-    return 9 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
+    return 10 + len(COMMUNITIES) + len(STAFF) + len(RESIDENTS)
 
 
 async def seed_demo(*, step: Step = _no_step) -> DemoResult:
@@ -307,6 +307,13 @@ async def seed_demo(*, step: Step = _no_step) -> DemoResult:
     )
     step("partner app")
 
+    # WeChat Pay and Alipay merchant accounts per community, keyed to the sandboxes that
+    # `linli demo` runs (`linli sandbox-pay`): residents pay online, the counter shows QRs.
+    from linli.payments.sandboxes import seed_demo_accounts
+
+    await seed_demo_accounts(tenant_id, community_ids)
+    step("payment sandboxes")
+
     return DemoResult(
         tenant_id=tenant_id,
         company=company,
@@ -394,6 +401,18 @@ def example_app_env(wiring: PartnerWiring, linli_url: str) -> dict[str, str]:
         "PUBLIC_URL": wiring.partner_url,
         "INSTALLATIONS": f"{wiring.tenant_id}:{wiring.installation_id}",
         "PYTHONUNBUFFERED": "1",
+    }
+
+
+def payment_sandbox_settings(linli_url: str) -> dict[str, str]:
+    """Point the demo's app at the payment sandboxes: providers post notifications back to
+    ``linli_url``, and the portal sends payers to the sandbox's pay page."""
+    from linli.payments import sandboxes
+
+    return {
+        "LINLI_PAYMENTS_PUBLIC_URL": linli_url.rstrip("/"),
+        "LINLI_PAYMENTS_SANDBOX_WECHATPAY_URL": sandboxes.wechat_url(),
+        "LINLI_PAYMENTS_SANDBOX_ALIPAY_URL": sandboxes.alipay_url(),
     }
 
 

@@ -50,6 +50,12 @@ class Permission(enum.StrEnum):
     ADJUSTMENTS_REQUEST = "billing.adjustments.request"  # credit notes, late-fee waivers
     ADJUSTMENTS_APPROVE = "billing.adjustments.approve"
     LEDGER_READ = "billing.ledger.read"  # journal, reports computed from the ledger
+    # --- online payments (issue "Online payments: WeChat Pay v3 and Alipay") ---
+    PAYMENTS_READ = "payments.read"  # payment orders, refunds, reconciliation, exceptions
+    PAYMENTS_MERCHANTS = "payments.merchants.manage"  # merchant accounts and their keys
+    PAYMENTS_REFUND_REQUEST = "payments.refunds.request"
+    PAYMENTS_REFUND_APPROVE = "payments.refunds.approve"  # finance approves, then money moves
+    PAYMENTS_RECONCILE = "payments.reconcile"  # run reconciliation, resolve exceptions
     # --- access control (issue "Access control, visitors and vehicle gates") ---
     ACCESS_READ = "access.read"  # devices, access points, events, passes
     ACCESS_DEVICES_MANAGE = "access.devices.manage"  # provision, disable, rebind devices
@@ -228,6 +234,21 @@ _DESK: dict[Role, frozenset[Permission]] = {
 }
 
 
+_PAYMENTS: dict[Role, frozenset[Permission]] = {
+    Role.COMPANY_ADMIN: frozenset({Permission.PAYMENTS_READ, Permission.PAYMENTS_MERCHANTS}),
+    Role.FINANCE: frozenset(
+        {
+            Permission.PAYMENTS_READ,
+            Permission.PAYMENTS_REFUND_REQUEST,
+            Permission.PAYMENTS_REFUND_APPROVE,
+            Permission.PAYMENTS_RECONCILE,
+        }
+    ),
+    Role.CASHIER: frozenset({Permission.PAYMENTS_READ, Permission.PAYMENTS_REFUND_REQUEST}),
+    Role.COMMUNITY_MANAGER: frozenset({Permission.PAYMENTS_READ}),
+}
+
+
 _PLATFORM: dict[Role, frozenset[Permission]] = {
     Role.COMPANY_ADMIN: frozenset(
         {Permission.PLATFORM_APPS_MANAGE, Permission.PLATFORM_ACCESS_LOG_READ}
@@ -250,7 +271,7 @@ def _union(*tables: dict[Role, frozenset[Permission]]) -> dict[Role, frozenset[P
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = _union(
-    _FOUNDATION_AND_ESTATE, _BILLING, _ACCESS, _DESK, _PLATFORM
+    _FOUNDATION_AND_ESTATE, _BILLING, _ACCESS, _DESK, _PLATFORM, _PAYMENTS
 )
 
 

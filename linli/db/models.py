@@ -9,6 +9,7 @@ from linli.estate import models as estate_models
 from linli.imports import models as imports_models
 from linli.notices import models as notices_models
 from linli.notifications import models as notifications_models
+from linli.payments import models as payments_models
 from linli.platform import models as platform_models
 from linli.residents import models as residents_models
 from linli.staff import models as staff_models
@@ -26,6 +27,7 @@ __all__ = [
     "imports_models",
     "notices_models",
     "notifications_models",
+    "payments_models",
     "platform_models",
     "residents_models",
     "staff_models",

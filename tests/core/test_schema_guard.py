@@ -54,6 +54,15 @@ GLOBAL_TENANT_DIRECTORIES: dict[str, GlobalDirectory] = {
         ),
         columns=frozenset({"phone_hash", "tenant_id"}),
     ),
+    "payment_merchant_routes": GlobalDirectory(
+        reason=(
+            "A payment provider's notification arrives unauthenticated at a URL naming the"
+            " merchant account; the app must learn that account's company before it can read"
+            " the account (keys) under the company's RLS. The table maps account ids to tenant"
+            " and provider and holds no secret."
+        ),
+        columns=frozenset({"id", "created_at", "tenant_id", "provider"}),
+    ),
 }
 
 
