@@ -37,12 +37,18 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Messages sent through linli.db.reads (each one round trip), by statements held."""
     sent: list[int] = []
     real = reads._run_script
+    real_read = reads.read_rows
 
     async def run(conn: Any, parts: list[Any]) -> Any:
         sent.append(len(parts))
         return await real(conn, parts)
 
+    async def read(tenant_id: Any, query: Any, values: Any) -> Any:
+        sent.append(2)  # the tenant setting and the query, one pipeline
+        return await real_read(tenant_id, query, values)
+
     monkeypatch.setattr(reads, "_run_script", run)
+    monkeypatch.setattr(fastpath, "read_rows", read)
     yield sent
 
 
