@@ -40,6 +40,7 @@ from linli.payments.gateway import (
     TradeStatus,
     provider,
 )
+from linli.payments.sandbox import serving
 from linli.payments.sandbox.alipay import (
     AlipaySandbox,
     SandboxError,
@@ -51,7 +52,6 @@ from linli.payments.sandbox.alipay import (
     sandbox_pay_url,
     serve,
 )
-from linli.payments.sandbox.wechatpay import serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

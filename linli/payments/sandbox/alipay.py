@@ -71,7 +71,7 @@ from starlette.routing import Route
 
 from linli.payments.alipay import DEFAULT_GATEWAY_URL, AlipayConfig
 from linli.payments.gateway import Prepay
-from linli.payments.sandbox.wechatpay import serving
+from linli.payments.sandbox import page, serving
 
 log = structlog.get_logger("linli.payments.sandbox.alipay")
 
@@ -1080,20 +1080,7 @@ def _safe_url(url: str) -> str:
 
 
 def _page(title: str, content: str) -> str:
-    return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;background:#f5f5f5;margin:0;padding:24px}"
-        ".sheet{max-width:420px;margin:auto;background:#fff;border-radius:12px;padding:24px}"
-        ".amount{font-size:36px;font-weight:600;text-align:center;margin:16px 0}"
-        "button{width:100%;padding:14px;border:0;border-radius:8px;font-size:17px;margin-top:12px}"
-        ".pay{background:#1677ff;color:#fff}.cancel{background:#f2f2f2;color:#333}"
-        ".badge{background:#fa9d3b;color:#fff;border-radius:4px;padding:2px 6px;font-size:12px}"
-        "dl{display:grid;grid-template-columns:auto 1fr;gap:6px 12px;color:#555}"
-        ".notice{padding:12px;border-radius:8px;background:#eef5ff;text-align:center}"
-        f'</style></head><body><div class="sheet">{content}</div></body></html>'
-    )
+    return page(title, content, background="#f5f5f5", accent="#1677ff", notice="#eef5ff")
 
 
 def _cashier_path(request: Request) -> str:
